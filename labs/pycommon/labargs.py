@@ -1,0 +1,35 @@
+"""Command-line rules shared by the Python originals of the labs.
+
+The same flags and exit codes as the C++ programs (see DESIGN.md): --help
+exits 0; a bad flag or value prints one line on stderr and exits 2.
+"""
+import argparse
+import sys
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _bounded_int(upper):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+        if not 1 <= value <= upper:
+            raise argparse.ArgumentTypeError(f"{value} not in [1 - {upper}]")
+        return value
+    return parse
+
+
+def worker_args(description, tasks=5, sleep_ms=1000):
+    """Parse --tasks and --sleep-ms, as conclab::add_worker_flags does."""
+    parser = _OneLineParser(description=description)
+    parser.add_argument("--tasks", type=_bounded_int(100_000), default=tasks,
+                        help="number of workers (default %(default)s)")
+    parser.add_argument("--sleep-ms", type=_bounded_int(3_600_000), default=sleep_ms,
+                        help="how long each worker sleeps, in milliseconds (default %(default)s)")
+    return parser.parse_args()

@@ -1,0 +1,83 @@
+// cli.hpp — the command-line rules every conclab program follows (DESIGN.md):
+//
+//   --help                  usage on stdout, exit 0
+//   bad flag or value       one line on stderr, exit 2
+//   failed system call      "error: <call>: <strerror>" on stderr, exit 1
+//
+// A program declares its flags on a CLI11 app and hands its body to run_main:
+//
+//   int main(int argc, char** argv) {
+//     CLI::App app{"what this program shows"};
+//     conclab::WorkerFlags flags{.tasks = 5, .sleep_ms = 1000};
+//     conclab::add_worker_flags(app, flags);
+//     return conclab::run_main(app, argc, argv, [&] { ... });
+//   }
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <concepts>
+#include <exception>
+#include <optional>
+#include <type_traits>
+
+namespace conclab {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // a system call or the work itself failed
+inline constexpr int kExitUsage = 2;    // bad flag or value
+
+// The flags of the worker labs and benchmarks: how many tasks, how long each sleeps.
+struct WorkerFlags {
+  int tasks = 5;
+  int sleep_ms = 1000;
+  [[nodiscard]] std::chrono::milliseconds sleep() const { return std::chrono::milliseconds(sleep_ms); }
+};
+
+inline constexpr int kMaxTasks = 100'000;
+inline constexpr int kMaxSleepMs = 3'600'000;
+
+// A CLI11 check: the value is an integer in [low, high], else a clear message.
+CLI::Validator int_in_range(int low, int high);
+
+// Adds --tasks and --sleep-ms (both positive integers, bounded) to `app`.
+void add_worker_flags(CLI::App& app, WorkerFlags& flags);
+
+// Parses argv by the rules above. Returns std::nullopt when the program should
+// go on, or the exit code it should return with (after printing usage or the
+// one-line error).
+[[nodiscard]] std::optional<int> parse_args(CLI::App& app, int argc, char** argv);
+
+// Prints "error: <what>" on stderr for the exception in flight; returns kExitFailure.
+int report_exception(std::exception_ptr error) noexcept;
+
+// Runs `body` (returning void or an exit code) and turns any exception into
+// "error: ..." on stderr and exit 1.
+template <class Body>
+int run_main(Body&& body) noexcept {
+  try {
+    if constexpr (std::is_void_v<std::invoke_result_t<Body>>) {
+      body();
+      return kExitOk;
+    } else {
+      return static_cast<int>(body());
+    }
+  } catch (...) {
+    return report_exception(std::current_exception());
+  }
+}
+
+// Parses the command line first, then runs `body` as above.
+template <class Body>
+int run_main(CLI::App& app, int argc, char** argv, Body&& body) noexcept {
+  std::optional<int> code;
+  try {
+    code = parse_args(app, argc, argv);
+  } catch (...) {
+    return report_exception(std::current_exception());
+  }
+  if (code) return *code;
+  return run_main(std::forward<Body>(body));
+}
+
+}  // namespace conclab

@@ -1,0 +1,43 @@
+// fd.hpp — unique_fd, the one owner of a file descriptor.
+//
+// Closes the descriptor when it goes out of scope, moves but never copies, so
+// a descriptor is never leaked on an exception path nor closed twice.
+#pragma once
+
+#include <unistd.h>
+
+#include <utility>
+
+namespace conclab {
+
+class unique_fd {
+ public:
+  unique_fd() noexcept = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    reset(other.release());
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() { reset(); }
+
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+  // Gives up ownership without closing.
+  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+
+  // Closes the current descriptor (if any) and owns `fd` instead. close()
+  // errors are ignored: POSIX leaves the descriptor closed either way.
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0 && fd_ != fd) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace conclab

@@ -1,0 +1,95 @@
+// threading.hpp — conclab's `threading` module.
+//
+// Thread mirrors Python's threading.Thread: a target with its arguments, a
+// name, a daemon flag, start() exactly once, join(). Where Python is awkward
+// conclab is explicit:
+//   - join(timeout) returns whether the thread ended (Python returns None and
+//     makes you call is_alive() afterwards);
+//   - misuse that Python reports as RuntimeError (start twice, join before
+//     start, join from the thread itself, set daemon after start) throws
+//     conclab::UsageError with an equally clear message;
+//   - an exception escaping the target is printed to stderr like Python's
+//     threading.excepthook does and kept: exception() returns it.
+// A Thread that is destroyed while still running is joined first (Python's
+// interpreter waits for non-daemon threads at exit the same way); a daemon
+// thread is detached instead, and keeps its own state alive.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <concepts>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+
+#include "conclab/error.hpp"
+
+namespace conclab {
+
+class Thread {
+ public:
+  // Thread(target, args...) — like threading.Thread(target=f, args=(...)).
+  // The arguments are copied (or moved) into the thread, as std::thread does.
+  template <class F, class... Args>
+    requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+  explicit Thread(F&& target, Args&&... args)
+      : Thread(std::function<void()>(
+            // Held through a shared_ptr so that move-only arguments (a
+            // std::promise, a unique_ptr) fit in a std::function.
+            [call = std::make_shared<std::tuple<std::decay_t<F>, std::decay_t<Args>...>>(
+                 std::forward<F>(target), std::forward<Args>(args)...)] {
+              std::apply([](auto&& f, auto&&... a) { std::invoke(std::move(f), std::move(a)...); }, std::move(*call));
+            })) {}
+
+  explicit Thread(std::function<void()> target);
+
+  Thread(Thread&&) noexcept;
+  Thread& operator=(Thread&&) noexcept;
+  Thread(const Thread&) = delete;
+  Thread& operator=(const Thread&) = delete;
+  ~Thread();
+
+  // Starts the thread. Throws UsageError when called a second time.
+  void start();
+
+  // Waits until the thread ends. Throws UsageError before start() or when
+  // called from the thread itself (it would wait forever).
+  void join();
+
+  // Waits at most `timeout`; returns true when the thread has ended.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
+
+  [[nodiscard]] bool is_alive() const;
+  [[nodiscard]] bool started() const;
+
+  [[nodiscard]] std::string name() const;
+  Thread& set_name(std::string name);
+
+  [[nodiscard]] bool daemon() const;
+  // Throws UsageError once the thread has started.
+  Thread& set_daemon(bool daemon);
+
+  // The std::thread id once started (Python's `ident`).
+  [[nodiscard]] std::optional<std::thread::id> ident() const;
+
+  // The exception that escaped the target, if any (after the thread ended).
+  [[nodiscard]] std::exception_ptr exception() const;
+
+ private:
+  struct State;
+  bool join_for(std::chrono::nanoseconds timeout);
+  void check_joinable() const;
+  void finish() noexcept;
+
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+}  // namespace conclab

@@ -1,0 +1,62 @@
+#include "conclab/cli.hpp"
+
+#include <fmt/core.h>
+
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace conclab {
+
+CLI::Validator int_in_range(int low, int high) {
+  return CLI::Validator(
+      [low, high](std::string& text) -> std::string {
+        int value = 0;
+        auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (err == std::errc::result_out_of_range || (err == std::errc() && end == text.data() + text.size() &&
+                                                     (value < low || value > high)))
+          return fmt::format("{} is not in [{}, {}]", text, low, high);
+        if (err != std::errc() || end != text.data() + text.size())
+          return fmt::format("'{}' is not an integer", text);
+        return {};
+      },
+      fmt::format("[{}, {}]", low, high));
+}
+
+void add_worker_flags(CLI::App& app, WorkerFlags& flags) {
+  app.add_option("--tasks", flags.tasks, "number of workers")
+      ->check(int_in_range(1, kMaxTasks))
+      ->capture_default_str();
+  app.add_option("--sleep-ms", flags.sleep_ms, "how long each worker sleeps, in milliseconds")
+      ->check(int_in_range(1, kMaxSleepMs))
+      ->capture_default_str();
+}
+
+std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {
+  std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "conclab";
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::Success& done) {
+    // --help (or another informational flag): CLI11 prints it on stdout.
+    return app.exit(done);
+  } catch (const CLI::ParseError& bad) {
+    fmt::print(stderr, "{}: {} (see --help)\n", program, bad.what());
+    return kExitUsage;
+  }
+}
+
+int report_exception(std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "error: unknown exception\n");
+  }
+  std::fflush(stdout);
+  return kExitFailure;
+}
+
+}  // namespace conclab

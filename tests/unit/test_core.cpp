@@ -1,0 +1,118 @@
+// error.hpp, fd.hpp, clock.hpp and cli.hpp.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conclab/cli.hpp"
+#include "conclab/clock.hpp"
+#include "conclab/error.hpp"
+#include "conclab/fd.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+// Runs parse_args on a command line given as strings.
+std::optional<int> parse(CLI::App& app, std::vector<std::string> args) {
+  args.insert(args.begin(), "prog");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return conclab::parse_args(app, static_cast<int>(argv.size()), argv.data());
+}
+}  // namespace
+
+TEST(Error, CheckPassesResultsThrough) { EXPECT_EQ(conclab::check(7, "dup"), 7); }
+
+TEST(Error, CheckNamesTheFailedCall) {
+  try {
+    conclab::check(::close(-1), "close");
+    FAIL() << "close(-1) did not throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EBADF);
+    EXPECT_EQ(std::string(e.what()), "close: Bad file descriptor");
+  }
+}
+
+TEST(UniqueFd, ClosesOnDestruction) {
+  std::array<int, 2> fds{};
+  ASSERT_EQ(::pipe(fds.data()), 0);
+  {
+    conclab::unique_fd r(fds[0]), w(fds[1]);
+    EXPECT_TRUE(is_open(fds[0]));
+  }
+  EXPECT_FALSE(is_open(fds[0]));
+  EXPECT_FALSE(is_open(fds[1]));
+}
+
+TEST(UniqueFd, MovesOwnershipAndReleases) {
+  std::array<int, 2> fds{};
+  ASSERT_EQ(::pipe(fds.data()), 0);
+  conclab::unique_fd a(fds[0]);
+  conclab::unique_fd b(std::move(a));
+  EXPECT_FALSE(a);
+  EXPECT_EQ(b.get(), fds[0]);
+  conclab::unique_fd c(fds[1]);
+  c = std::move(b);  // closes the write end it held
+  EXPECT_FALSE(is_open(fds[1]));
+  int raw = c.release();
+  EXPECT_FALSE(c);
+  EXPECT_TRUE(is_open(raw));
+  c.reset(raw);
+  c.reset();
+  EXPECT_FALSE(is_open(raw));
+}
+
+TEST(Stopwatch, MeasuresASleep) {
+  conclab::Stopwatch sw;
+  std::this_thread::sleep_for(20ms);
+  EXPECT_GE(sw.seconds(), 0.020);
+  EXPECT_LT(sw.seconds(), 5.0);
+  EXPECT_DOUBLE_EQ(conclab::to_seconds(1500ms), 1.5);
+}
+
+TEST(Cli, GoodFlagsParse) {
+  CLI::App app;
+  conclab::WorkerFlags flags;
+  conclab::add_worker_flags(app, flags);
+  EXPECT_EQ(parse(app, {"--tasks", "7", "--sleep-ms", "20"}), std::nullopt);
+  EXPECT_EQ(flags.tasks, 7);
+  EXPECT_EQ(flags.sleep(), 20ms);
+}
+
+TEST(Cli, HelpExitsZero) {
+  CLI::App app;
+  conclab::WorkerFlags flags;
+  conclab::add_worker_flags(app, flags);
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(parse(app, {"--help"}), 0);
+  EXPECT_NE(testing::internal::GetCapturedStdout().find("--sleep-ms"), std::string::npos);
+}
+
+TEST(Cli, BadValuesExitTwoWithOneLine) {
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
+           {"--tasks", "0"}, {"--tasks", "-3"}, {"--tasks", "abc"}, {"--sleep-ms", "0"}, {"--bogus"}, {"--tasks"}}) {
+    CLI::App app;
+    conclab::WorkerFlags flags;
+    conclab::add_worker_flags(app, flags);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(parse(app, bad), conclab::kExitUsage) << bad[0];
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+}
+
+TEST(Cli, RunMainTurnsErrorsIntoExitOne) {
+  testing::internal::CaptureStderr();
+  int code = conclab::run_main([] { conclab::check(::close(-1), "close"); });
+  EXPECT_EQ(code, conclab::kExitFailure);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "error: close: Bad file descriptor\n");
+  EXPECT_EQ(conclab::run_main([] { return 3; }), 3);
+  EXPECT_EQ(conclab::run_main([] {}), 0);
+}
