@@ -1,0 +1,62 @@
+# ctest checks of the lab programs, conclab-bench and scripts/report, driven
+# by tests/check.py. Every check runs a program and asserts on what it prints
+# and how it exits.
+set(CHECK ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/check.py)
+set(BIN ${CMAKE_RUNTIME_OUTPUT_DIRECTORY})
+set(LABS ${PROJECT_SOURCE_DIR}/labs)
+
+# conclab_check(<name> <check.py arguments>...)
+function(conclab_check name)
+  add_test(NAME ${name} COMMAND ${CHECK} ${ARGN})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 180)
+endfunction()
+
+# Lab 01: the seed's demo with 100 ms sleeps. Serial needs 5 x 100 ms at
+# least; threaded overlaps them (the bound is loose for a noisy 2-core machine).
+foreach(lang cpp python)
+  if(lang STREQUAL cpp)
+    set(serial ${BIN}/threads-serial)
+    set(threaded ${BIN}/threads-threaded)
+  else()
+    set(serial ${Python3_EXECUTABLE} ${LABS}/01-threads-speedup/python/serial.py)
+    set(threaded ${Python3_EXECUTABLE} ${LABS}/01-threads-speedup/python/threaded.py)
+  endif()
+  conclab_check(lab01.${lang}.serial run --expect model=serial --expect tasks=5 --expect sleep_ms=100
+                --min elapsed_s=0.5 --count worker=5 -- ${serial} --tasks 5 --sleep-ms 100)
+  conclab_check(lab01.${lang}.threaded run --expect model=threaded --expect tasks=5 --expect sleep_ms=100
+                --min elapsed_s=0.1 --max elapsed_s=0.35 --count worker=5 -- ${threaded} --tasks 5 --sleep-ms 100)
+  conclab_check(lab01.${lang}.serial.bad-args bad-args --worker-flags -- ${serial})
+  conclab_check(lab01.${lang}.threaded.bad-args bad-args --worker-flags -- ${threaded})
+endforeach()
+
+# conclab-bench and its Python peers: a tiny run writes the rows scripts/report reads.
+if(CONCLAB_BUILD_BENCH)
+  set(smoke ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke)
+  file(MAKE_DIRECTORY ${smoke})
+  add_test(NAME bench.cpp.smoke
+           COMMAND ${BIN}/conclab-bench --cases 2x5,3x2 --benchmark_min_time=0.01
+                   --benchmark_out=${smoke}/cpp.json --benchmark_out_format=json)
+  add_test(NAME bench.python.smoke
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py
+                   --cases 2x5,3x2 --min-time 0.01 --out ${smoke}/python.json)
+  set_tests_properties(bench.cpp.smoke PROPERTIES FIXTURES_SETUP bench_cpp TIMEOUT 180)
+  set_tests_properties(bench.python.smoke PROPERTIES FIXTURES_SETUP bench_python TIMEOUT 180)
+  conclab_check(bench.cpp.rows bench-json ${smoke}/cpp.json
+                workers/serial/tasks:2/sleep_ms:5/real_time workers/threaded/tasks:3/sleep_ms:2/real_time
+                micro/thread-create-join/real_time)
+  conclab_check(bench.python.rows bench-json ${smoke}/python.json
+                python/workers/serial/tasks:2/sleep_ms:5 python/workers/threaded/tasks:3/sleep_ms:2
+                python/micro/thread-create-join)
+  set_tests_properties(bench.cpp.rows PROPERTIES FIXTURES_REQUIRED bench_cpp)
+  set_tests_properties(bench.python.rows PROPERTIES FIXTURES_REQUIRED bench_python)
+  conclab_check(bench.report-of-smoke-run report-of ${PROJECT_SOURCE_DIR}/scripts/report ${smoke})
+  set_tests_properties(bench.report-of-smoke-run PROPERTIES FIXTURES_REQUIRED "bench_cpp;bench_python")
+  conclab_check(bench.cpp.bad-args bad-args --extra "--cases 0x5" --extra "--cases 5y5" --extra "--max-ideal-s -1"
+                --extra "--context nokey" -- ${BIN}/conclab-bench)
+  conclab_check(bench.python.bad-args bad-args --extra "--cases 0x5" --extra "--cases 5y5" --extra "--filter ("
+                -- ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py)
+endif()
+
+# scripts/report on a fixture with known numbers, and on bad input.
+conclab_check(report.fixture report ${PROJECT_SOURCE_DIR}/scripts/report ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/report
+              ${CMAKE_CURRENT_BINARY_DIR}/report-fixture)

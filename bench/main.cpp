@@ -1,0 +1,85 @@
+// conclab-bench — every concurrency model on the same workloads (Google Benchmark).
+//
+//   conclab-bench                                   the default profile
+//   conclab-bench --cases 5x1000,100x100            chosen tasks x sleep_ms cases
+//   conclab-bench --benchmark_filter=threaded --benchmark_out=run.json
+//
+// conclab's own flags come first in --help; every --benchmark_* flag of
+// Google Benchmark passes through.
+#include <fmt/core.h>
+
+#include <charconv>
+#include <string>
+#include <vector>
+
+#include "bench.hpp"
+#include "conclab/cli.hpp"
+
+namespace {
+
+using conclab::bench::Case;
+
+// "NxT" -> Case{N, T}, within the limits of the lab flags.
+std::optional<Case> parse_case(const std::string& text) {
+  Case c{};
+  const char* p = text.data();
+  const char* end = p + text.size();
+  auto [x, e1] = std::from_chars(p, end, c.tasks);
+  if (e1 != std::errc() || x == end || *x != 'x') return std::nullopt;
+  auto [q, e2] = std::from_chars(x + 1, end, c.sleep_ms);
+  if (e2 != std::errc() || q != end) return std::nullopt;
+  if (c.tasks < 1 || c.tasks > conclab::kMaxTasks || c.sleep_ms < 1 || c.sleep_ms > conclab::kMaxSleepMs)
+    return std::nullopt;
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"conclab-bench: the concurrency models of conclab on the same workloads.\n"
+               "Google Benchmark's --benchmark_* flags (filter, out, out_format, min_time, ...) pass through."};
+  // The default profile: the seed's 5 x 1 s, and 1..1000 tasks at 100 ms.
+  std::vector<std::string> cases{"5x1000", "1x100", "10x100", "100x100", "1000x100"};
+  conclab::bench::Options options{.cases = {}, .max_ideal_s = 20};
+  std::vector<std::string> context;
+  app.add_option("--cases", cases, "worker cases as TASKSxSLEEP_MS, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Validator(
+          [](std::string& s) { return parse_case(s) ? std::string() : "'" + s + "' is not TASKSxSLEEP_MS"; },
+          "TASKSxSLEEP_MS"))
+      ->capture_default_str();
+  app.add_option("--max-ideal-s", options.max_ideal_s, "leave out rows whose ideal time exceeds this (seconds)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--context", context, "KEY=VALUE added to the JSON context (repeatable)");
+  app.allow_extras();
+
+  if (auto code = conclab::parse_args(app, argc, argv)) return *code;
+
+  return conclab::run_main([&] {
+    for (const auto& text : cases) options.cases.push_back(*parse_case(text));
+    for (const auto& kv : context) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) {
+        fmt::print(stderr, "conclab-bench: --context: '{}' is not KEY=VALUE (see --help)\n", kv);
+        return conclab::kExitUsage;
+      }
+      benchmark::AddCustomContext(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    benchmark::AddCustomContext("compiler", "g++ " __VERSION__);
+
+    // Hand Google Benchmark the flags conclab did not take.
+    std::vector<std::string> rest = app.remaining();
+    std::vector<char*> gb_argv{argv[0]};
+    for (auto& arg : rest) gb_argv.push_back(arg.data());
+    int gb_argc = static_cast<int>(gb_argv.size());
+    benchmark::Initialize(&gb_argc, gb_argv.data());
+    if (benchmark::ReportUnrecognizedArguments(gb_argc, gb_argv.data())) return conclab::kExitUsage;
+
+    conclab::bench::register_workers(options);
+    conclab::bench::register_micro();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return conclab::kExitOk;
+  });
+}

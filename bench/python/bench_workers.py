@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""CPython peers of conclab-bench: the same workloads with the stdlib.
+
+Writes Google Benchmark's JSON schema, every name prefixed "python/", so that
+scripts/report can put each row beside its C++ twin:
+
+    bench_workers.py --cases 5x1000,100x100 --out python.json
+
+Timing follows Google Benchmark's rule: repeat a row until it has run for at
+least --min-time seconds (at least once), report the mean per iteration.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import resource
+import socket
+import sys
+import threading
+import time
+
+
+# --- the worker models: one entry per model, as in bench/workers.cpp ---------
+
+def worker(sleep_s):
+    time.sleep(sleep_s)
+
+
+def run_serial(tasks, sleep_s):
+    for _ in range(tasks):
+        worker(sleep_s)
+
+
+def run_threaded(tasks, sleep_s):
+    threads = [threading.Thread(target=worker, args=(sleep_s,)) for _ in range(tasks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+# name -> (concurrency(tasks), run(tasks, sleep_s))
+MODELS = {
+    "serial": (lambda tasks: 1, run_serial),
+    "threaded": (lambda tasks: tasks, run_threaded),
+}
+
+
+# --- micro benchmarks ----------------------------------------------------------
+
+def thread_create_join():
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+
+
+MICRO = {
+    "micro/thread-create-join": thread_create_join,
+}
+
+
+# --- measuring -------------------------------------------------------------------
+
+def cpu_seconds():
+    """CPU seconds of this process and its reaped children, like conclab-bench."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        u = resource.getrusage(who)
+        total += u.ru_utime + u.ru_stime
+    return total
+
+
+def measure(fn, min_time):
+    """Run fn until min_time seconds have passed; return (iterations, wall_s, cpu_s) per iteration."""
+    iterations, cpu0, start = 0, cpu_seconds(), time.perf_counter()
+    while True:
+        fn()
+        iterations += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            break
+    return iterations, elapsed / iterations, (cpu_seconds() - cpu0) / iterations
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not positive")
+    return value
+
+
+def parse_case(text):
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m or not (1 <= int(m[1]) <= 100_000 and 1 <= int(m[2]) <= 3_600_000):
+        raise argparse.ArgumentTypeError(f"'{text}' is not TASKSxSLEEP_MS")
+    return int(m[1]), int(m[2])
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def main():
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="5x1000,1x100,10x100,100x100,1000x100",
+                        type=lambda s: [parse_case(c) for c in s.split(",")],
+                        help="worker cases as TASKSxSLEEP_MS, comma-separated (default %(default)s)")
+    parser.add_argument("--max-ideal-s", type=positive_float, default=20.0,
+                        help="leave out rows whose ideal time exceeds this (default %(default)s)")
+    parser.add_argument("--min-time", type=positive_float, default=0.5,
+                        help="run each row at least this many seconds (default %(default)s)")
+    parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
+    parser.add_argument("--out", help="write the JSON here (default: stdout only)")
+    args = parser.parse_args()
+    try:
+        pattern = re.compile(args.filter)
+    except re.error as e:
+        parser.error(f"--filter: {e}")
+
+    rows = []
+
+    def emit(name, iterations, wall_s, cpu_s, unit, counters):
+        scale = {"ms": 1e3, "us": 1e6}[unit]
+        row = {"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration",
+               "iterations": iterations, "real_time": wall_s * scale, "cpu_time": cpu_s * scale,
+               "time_unit": unit, **counters}
+        rows.append(row)
+        print(f"{row['name']:<55} {row['real_time']:12.3f} {unit:<2} {iterations:8d}", flush=True)
+
+    for model, (concurrency, run) in MODELS.items():
+        for tasks, sleep_ms in args.cases:
+            name = f"workers/{model}/tasks:{tasks}/sleep_ms:{sleep_ms}"
+            ideal_s = sleep_ms / 1000 * math.ceil(tasks / concurrency(tasks))
+            if ideal_s > args.max_ideal_s or not pattern.search(name):
+                continue
+            iterations, wall_s, cpu_s = measure(lambda: run(tasks, sleep_ms / 1000), args.min_time)
+            emit(name, iterations, wall_s, cpu_s, "ms", {
+                "ideal_s": ideal_s, "efficiency": ideal_s / wall_s,
+                "overhead_us": (wall_s - ideal_s) / tasks * 1e6, "cpu_s": cpu_s,
+                "tasks": tasks, "sleep_ms": sleep_ms})
+
+    for name, fn in MICRO.items():
+        if pattern.search(name):
+            iterations, wall_s, cpu_s = measure(fn, args.min_time)
+            emit(name, iterations, wall_s, cpu_s, "us", {})
+
+    doc = {"context": {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host_name": socket.gethostname(), "num_cpus": os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "executable": sys.executable}, "benchmarks": rows}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
