@@ -43,10 +43,10 @@ if(CONCLAB_BUILD_BENCH)
   set_tests_properties(bench.python.smoke PROPERTIES FIXTURES_SETUP bench_python TIMEOUT 180)
   conclab_check(bench.cpp.rows bench-json ${smoke}/cpp.json
                 workers/serial/tasks:2/sleep_ms:5/real_time workers/threaded/tasks:3/sleep_ms:2/real_time
-                micro/thread-create-join/real_time)
+                micro/thread-create-join/real_time micro/raw-thread-create-join/real_time)
   conclab_check(bench.python.rows bench-json ${smoke}/python.json
                 python/workers/serial/tasks:2/sleep_ms:5 python/workers/threaded/tasks:3/sleep_ms:2
-                python/micro/thread-create-join)
+                python/micro/thread-create-join python/micro/raw-thread-create-join)
   set_tests_properties(bench.cpp.rows PROPERTIES FIXTURES_REQUIRED bench_cpp)
   set_tests_properties(bench.python.rows PROPERTIES FIXTURES_REQUIRED bench_python)
   conclab_check(bench.report-of-smoke-run report-of ${PROJECT_SOURCE_DIR}/scripts/report ${smoke})

@@ -9,6 +9,7 @@ scripts/report can put each row beside its C++ twin:
 Timing follows Google Benchmark's rule: repeat a row until it has run for at
 least --min-time seconds (at least once), report the mean per iteration.
 """
+import _thread
 import argparse
 import datetime
 import json
@@ -57,8 +58,17 @@ def thread_create_join():
     t.join()
 
 
+def raw_thread_create_join():
+    """_thread, the layer under threading: start a thread, wait until its function has run."""
+    done = _thread.allocate_lock()
+    done.acquire()
+    _thread.start_new_thread(done.release, ())
+    done.acquire()
+
+
 MICRO = {
     "micro/thread-create-join": thread_create_join,
+    "micro/raw-thread-create-join": raw_thread_create_join,
 }
 
 

@@ -24,5 +24,7 @@ if __name__ == "__main__":
     for i in range(args.tasks):
         worker(args.sleep_ms / 1000)
     elapsed = time.perf_counter() - start
-    print(f"elapsed {elapsed:.3f} s")
+    expected = args.tasks * args.sleep_ms / 1000
+    print(f"elapsed {elapsed:.3f} s (expected about {expected:.3f} s: "
+          f"{args.tasks} tasks x {args.sleep_ms} ms, in a row)")
     print(f"model=serial tasks={args.tasks} sleep_ms={args.sleep_ms} elapsed_s={elapsed:.3f}")

@@ -31,5 +31,7 @@ if __name__ == "__main__":
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    print(f"elapsed {elapsed:.3f} s")
+    expected = args.sleep_ms / 1000
+    print(f"elapsed {elapsed:.3f} s (expected about {expected:.3f} s: "
+          f"{args.tasks} tasks x {args.sleep_ms} ms, all at once)")
     print(f"model=threaded tasks={args.tasks} sleep_ms={args.sleep_ms} elapsed_s={elapsed:.3f}")
