@@ -33,3 +33,14 @@ def worker_args(description, tasks=5, sleep_ms=1000):
     parser.add_argument("--sleep-ms", type=_bounded_int(3_600_000), default=sleep_ms,
                         help="how long each worker sleeps, in milliseconds (default %(default)s)")
     return parser.parse_args()
+
+
+def counter_args(description, threads=2, increments=1_000_000):
+    """Parse --threads and --increments, as conclab::add_counter_flags does."""
+    parser = _OneLineParser(description=description)
+    parser.add_argument("--threads", type=_bounded_int(1_000), default=threads,
+                        help="number of threads (default %(default)s)")
+    parser.add_argument("--increments", type=_bounded_int(100_000_000), default=increments,
+                        help="increments per thread (default %(default)s)")
+    return parser.parse_args()
+

@@ -33,6 +33,15 @@ void add_worker_flags(CLI::App& app, WorkerFlags& flags) {
       ->capture_default_str();
 }
 
+void add_counter_flags(CLI::App& app, CounterFlags& flags) {
+  app.add_option("--threads", flags.threads, "number of threads")
+      ->check(int_in_range(1, kMaxThreads))
+      ->capture_default_str();
+  app.add_option("--increments", flags.increments, "increments per thread")
+      ->check(int_in_range(1, kMaxIncrements))
+      ->capture_default_str();
+}
+
 std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {
   std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "conclab";
   try {

@@ -177,4 +177,47 @@ std::exception_ptr Thread::exception() const {
   return state_->error;
 }
 
+// --- RLock ---------------------------------------------------------------------
+
+void RLock::acquire() { acquire_until(std::chrono::steady_clock::time_point::max()); }
+
+bool RLock::try_acquire() { return acquire_until(std::chrono::steady_clock::time_point::min()); }
+
+bool RLock::acquire_until(std::chrono::steady_clock::time_point deadline) {
+  const auto me = std::this_thread::get_id();
+  std::unique_lock lock(mutex_);
+  if (owner_ == me) {
+    ++count_;
+    return true;
+  }
+  auto free = [&] { return count_ == 0; };
+  if (deadline == std::chrono::steady_clock::time_point::max())
+    released_.wait(lock, free);
+  else if (!released_.wait_until(lock, deadline, free))
+    return false;
+  owner_ = me;
+  count_ = 1;
+  return true;
+}
+
+void RLock::release() {
+  std::unique_lock lock(mutex_);
+  if (count_ == 0 || owner_ != std::this_thread::get_id()) throw UsageError("cannot release un-acquired lock");
+  if (--count_ == 0) {
+    owner_ = std::thread::id();
+    lock.unlock();
+    released_.notify_one();
+  }
+}
+
+bool RLock::is_owned() const {
+  std::lock_guard lock(mutex_);
+  return count_ > 0 && owner_ == std::this_thread::get_id();
+}
+
+unsigned RLock::depth() const {
+  std::lock_guard lock(mutex_);
+  return owner_ == std::this_thread::get_id() ? count_ : 0;
+}
+
 }  // namespace conclab

@@ -179,3 +179,99 @@ TEST(Thread, MovesIntoAVector) {
 }
 
 TEST(Thread, EmptyTargetIsRejected) { EXPECT_THROW(Thread(std::function<void()>{}), UsageError); }
+
+// --- RLock -----------------------------------------------------------------------
+
+using conclab::RLock;
+
+TEST(RLock, IsReentrantForItsOwner) {
+  RLock lock;
+  lock.acquire();
+  lock.acquire();
+  EXPECT_EQ(lock.depth(), 2u);
+  EXPECT_TRUE(lock.is_owned());
+  lock.release();
+  EXPECT_TRUE(lock.is_owned());
+  lock.release();
+  EXPECT_FALSE(lock.is_owned());
+  EXPECT_EQ(lock.depth(), 0u);
+}
+
+TEST(RLock, ReleaseWithoutAcquireThrows) {
+  RLock lock;
+  try {
+    lock.release();
+    FAIL() << "release of a free lock did not throw";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "cannot release un-acquired lock");
+  }
+}
+
+TEST(RLock, ReleaseByAnotherThreadThrows) {
+  RLock lock;
+  lock.acquire();
+  bool threw = false;
+  std::thread other([&] {
+    try {
+      lock.release();
+    } catch (const UsageError&) {
+      threw = true;
+    }
+  });
+  other.join();
+  EXPECT_TRUE(threw);
+  EXPECT_TRUE(lock.is_owned());  // still ours, untouched
+  lock.release();
+}
+
+TEST(RLock, OtherThreadsWaitUntilFullyReleased) {
+  RLock lock;
+  lock.acquire();
+  lock.acquire();
+  std::atomic<bool> got{false};
+  std::thread other([&] {
+    std::lock_guard guard(lock);  // Lockable
+    got = true;
+  });
+  lock.release();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_FALSE(got);  // one level still held
+  lock.release();
+  other.join();
+  EXPECT_TRUE(got);
+}
+
+TEST(RLock, TryAcquireAndTimeout) {
+  RLock lock;
+  std::promise<void> held, done;
+  std::thread owner([&] {
+    std::unique_lock guard(lock);
+    held.set_value();
+    done.get_future().wait();
+  });
+  held.get_future().wait();
+  EXPECT_FALSE(lock.try_acquire());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(lock.try_acquire_for(30ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+  done.set_value();
+  owner.join();
+  EXPECT_TRUE(lock.try_lock_for(1s));
+  lock.unlock();
+}
+
+TEST(RLock, CountsCorrectlyUnderContention) {
+  RLock lock;
+  long counter = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) {
+        std::lock_guard outer(lock);
+        std::lock_guard inner(lock);  // re-entrant
+        ++counter;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, 40000);
+}

@@ -34,7 +34,15 @@ struct WorkerFlags {
   [[nodiscard]] std::chrono::milliseconds sleep() const { return std::chrono::milliseconds(sleep_ms); }
 };
 
+// The flags of the counter labs: how many threads, how many increments each.
+struct CounterFlags {
+  int threads = 2;
+  int increments = 1'000'000;
+};
+
 inline constexpr int kMaxTasks = 100'000;
+inline constexpr int kMaxThreads = 1'000;
+inline constexpr int kMaxIncrements = 100'000'000;
 inline constexpr int kMaxSleepMs = 3'600'000;
 
 // A CLI11 check: the value is an integer in [low, high], else a clear message.
@@ -42,6 +50,9 @@ CLI::Validator int_in_range(int low, int high);
 
 // Adds --tasks and --sleep-ms (both positive integers, bounded) to `app`.
 void add_worker_flags(CLI::App& app, WorkerFlags& flags);
+
+// Adds --threads and --increments (positive integers, bounded) to `app`.
+void add_counter_flags(CLI::App& app, CounterFlags& flags);
 
 // Parses argv by the rules above. Returns std::nullopt when the program should
 // go on, or the exit code it should return with (after printing usage or the

@@ -16,10 +16,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <concepts>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -90,6 +92,48 @@ class Thread {
 
   std::shared_ptr<State> state_;
   std::thread thread_;
+};
+
+// RLock mirrors threading.RLock: a lock the holding thread may take again
+// (each acquire needs its release). It knows its owner, so release() by a
+// thread that does not hold it throws UsageError("cannot release un-acquired
+// lock"), as Python raises RuntimeError; std::recursive_mutex leaves that
+// undefined. RLock is Lockable: use it with std::lock_guard / std::unique_lock.
+class RLock {
+ public:
+  // Blocks until this thread holds the lock; re-entrant.
+  void acquire();
+  // Python's acquire(blocking=False) and acquire(timeout=t): true when taken.
+  [[nodiscard]] bool try_acquire();
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
+    return acquire_until(std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+  // Undoes one acquire(); the lock is free again when every acquire is undone.
+  void release();
+
+  // True when the calling thread holds the lock (Python's _is_owned()).
+  [[nodiscard]] bool is_owned() const;
+  // How many times the calling thread holds it (0 when it does not).
+  [[nodiscard]] unsigned depth() const;
+
+  // The standard Lockable / TimedLockable names.
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  bool try_lock() { return try_acquire(); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    return try_acquire_for(timeout);
+  }
+
+ private:
+  bool acquire_until(std::chrono::steady_clock::time_point deadline);
+
+  mutable std::mutex mutex_;
+  std::condition_variable released_;
+  std::thread::id owner_;
+  unsigned count_ = 0;
 };
 
 }  // namespace conclab
