@@ -9,11 +9,24 @@
 
 namespace conclab::bench {
 
-// One sleep-bound workload: `tasks` workers, each sleeping `sleep_ms`.
+// One workload: `tasks` workers, each sleeping `sleep_ms`, or, when sleep_ms
+// is 0, each doing kCpuIterations steps of arithmetic (the work:cpu rows).
 struct Case {
   int tasks;
   int sleep_ms;
+  [[nodiscard]] bool cpu() const { return sleep_ms == 0; }
 };
+
+// The CPU-bound task: the same loop in bench/python/bench_workers.py. About
+// 1 ms in C++ and 50-100 ms in CPython on the reference machine.
+inline constexpr long kCpuIterations = 1'000'000;
+
+// A linear congruential walk the compiler cannot fold away.
+inline unsigned long spin(long iterations) {
+  unsigned long x = 1;
+  for (long i = 0; i < iterations; ++i) x = x * 6364136223846793005UL + 1442695040888963407UL;
+  return x;
+}
 
 struct Options {
   std::vector<Case> cases;

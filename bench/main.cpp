@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include <charconv>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,15 @@ namespace {
 
 using conclab::bench::Case;
 
-// "NxT" -> Case{N, T}, within the limits of the lab flags.
+// "NxT" -> Case{N, T}, "Nxcpu" -> Case{N, 0}, within the limits of the lab flags.
 std::optional<Case> parse_case(const std::string& text) {
   Case c{};
   const char* p = text.data();
   const char* end = p + text.size();
   auto [x, e1] = std::from_chars(p, end, c.tasks);
   if (e1 != std::errc() || x == end || *x != 'x') return std::nullopt;
+  if (std::string_view(x + 1, end) == "cpu")
+    return c.tasks >= 1 && c.tasks <= conclab::kMaxTasks ? std::optional(c) : std::nullopt;
   auto [q, e2] = std::from_chars(x + 1, end, c.sleep_ms);
   if (e2 != std::errc() || q != end) return std::nullopt;
   if (c.tasks < 1 || c.tasks > conclab::kMaxTasks || c.sleep_ms < 1 || c.sleep_ms > conclab::kMaxSleepMs)
@@ -38,15 +41,15 @@ std::optional<Case> parse_case(const std::string& text) {
 int main(int argc, char** argv) {
   CLI::App app{"conclab-bench: the concurrency models of conclab on the same workloads.\n"
                "Google Benchmark's --benchmark_* flags (filter, out, out_format, min_time, ...) pass through."};
-  // The default profile: the seed's 5 x 1 s, and 1..1000 tasks at 100 ms.
-  std::vector<std::string> cases{"5x1000", "1x100", "10x100", "100x100", "1000x100"};
+  // The default profile: the seed's 5 x 1 s, 1..1000 tasks at 100 ms, and CPU-bound tasks.
+  std::vector<std::string> cases{"5x1000", "1x100", "10x100", "100x100", "1000x100", "1xcpu", "2xcpu", "8xcpu"};
   conclab::bench::Options options{.cases = {}, .max_ideal_s = 20};
   std::vector<std::string> context;
-  app.add_option("--cases", cases, "worker cases as TASKSxSLEEP_MS, comma-separated")
+  app.add_option("--cases", cases, "worker cases as TASKSxSLEEP_MS or TASKSxcpu, comma-separated")
       ->delimiter(',')
       ->check(CLI::Validator(
-          [](std::string& s) { return parse_case(s) ? std::string() : "'" + s + "' is not TASKSxSLEEP_MS"; },
-          "TASKSxSLEEP_MS"))
+          [](std::string& s) { return parse_case(s) ? std::string() : "'" + s + "' is not TASKSxSLEEP_MS or TASKSxcpu"; },
+          "CASES"))
       ->capture_default_str();
   app.add_option("--max-ideal-s", options.max_ideal_s, "leave out rows whose ideal time exceeds this (seconds)")
       ->check(CLI::PositiveNumber)

@@ -23,9 +23,33 @@ void raw_thread_create_join(benchmark::State& state) {
   for (auto _ : state) std::thread([] {}).join();
 }
 
+// One acquire and release of an RLock nobody else wants.
+void rlock_uncontended(benchmark::State& state) {
+  RLock lock;
+  for (auto _ : state) {
+    lock.acquire();
+    lock.release();
+  }
+}
+
+// The same with two threads taking turns on one lock (lab 02's contention).
+RLock contended_lock;
+void rlock_contended(benchmark::State& state) {
+  for (auto _ : state) {
+    contended_lock.acquire();
+    contended_lock.release();
+  }
+}
+
 }  // namespace
 
 void register_micro() {
+  benchmark::RegisterBenchmark("micro/rlock-acquire-release", rlock_uncontended)->Unit(benchmark::kNanosecond);
+  // Threads(2): the time is per acquire/release pair of one thread, both running.
+  benchmark::RegisterBenchmark("micro/rlock-contended", rlock_contended)
+      ->Threads(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kNanosecond);
   benchmark::RegisterBenchmark("micro/thread-create-join", thread_create_join)->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("micro/raw-thread-create-join", raw_thread_create_join)
       ->UseRealTime()

@@ -1,9 +1,12 @@
-// workers/<model>/tasks:N/sleep_ms:T — the seeds' sleep-bound worker, run by
-// every concurrency model. A model is one entry in kModels below.
+// workers/<model>/tasks:N/sleep_ms:T and workers/<model>/tasks:N/work:cpu —
+// the seeds' worker, run by every concurrency model. A model is one entry in
+// kModels below: a name, how many tasks it runs at once, and how it runs them.
 #include <fmt/core.h>
 
 #include <chrono>
 #include <cmath>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -14,64 +17,96 @@
 namespace conclab::bench {
 namespace {
 
-using std::chrono::milliseconds;
-
-// The unit of work every model runs, as in the lab programs (without the print).
-void worker(milliseconds sleep) { std::this_thread::sleep_for(sleep); }
-
-void run_serial(int tasks, milliseconds sleep) {
-  for (int i = 0; i < tasks; ++i) worker(sleep);
+// The unit of work of every model: sleep (as in the lab programs, without the
+// print), or a fixed amount of arithmetic that keeps one core busy.
+void work(const Case& c) {
+  if (c.cpu()) {
+    benchmark::DoNotOptimize(spin(kCpuIterations));
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(c.sleep_ms));
+  }
 }
 
-void run_threaded(int tasks, milliseconds sleep) {
+void run_serial(const Case& c) {
+  for (int i = 0; i < c.tasks; ++i) work(c);
+}
+
+// One conclab::Thread per task, each running `task`.
+template <class Task>
+void run_in_threads(int tasks, Task task) {
   std::vector<Thread> threads;
   threads.reserve(static_cast<size_t>(tasks));
   for (int i = 0; i < tasks; ++i) {
-    threads.emplace_back(worker, sleep);
+    threads.emplace_back(task);
     threads.back().start();
   }
   for (auto& t : threads) t.join();
 }
 
+void run_threaded(const Case& c) {
+  run_in_threads(c.tasks, [&] { work(c); });
+}
+
+// Lab 02's counter: every task increments a shared counter under an RLock,
+// holding it across the work (the seed) or around the increment only.
+template <bool kHoldAcrossWork>
+void run_thread_locked(const Case& c) {
+  RLock lock;
+  long counter = 0;
+  run_in_threads(c.tasks, [&] {
+    std::unique_lock guard(lock);
+    ++counter;
+    if (!kHoldAcrossWork) guard.unlock();
+    work(c);
+  });
+  if (counter != c.tasks) throw std::logic_error("thread-locked: lost an increment");
+}
+
 struct Model {
   const char* name;
-  int (*concurrency)(int tasks);  // how many workers run at once
-  void (*run)(int tasks, milliseconds sleep);
+  int (*concurrency)(int tasks);  // how many tasks run at once
+  void (*run)(const Case& c);
 };
 
 constexpr Model kModels[] = {
     {"serial", [](int) { return 1; }, run_serial},
     {"threaded", [](int tasks) { return tasks; }, run_threaded},
+    {"thread-locked", [](int) { return 1; }, run_thread_locked<true>},
+    {"thread-locked-outside", [](int tasks) { return tasks; }, run_thread_locked<false>},
 };
 
-// T x ceil(N / concurrency): the wall time with zero overhead.
-double ideal_seconds(const Model& model, Case c) {
+// T x ceil(N / concurrency): the wall time of a sleep-bound case with zero
+// overhead. CPU-bound cases have no such figure (it depends on the cores).
+double ideal_seconds(const Model& model, const Case& c) {
   return c.sleep_ms / 1000.0 * std::ceil(double(c.tasks) / model.concurrency(c.tasks));
 }
 
 void run_case(benchmark::State& state, const Model& model, Case c) {
-  const double ideal_s = ideal_seconds(model, c);
   const double cpu_before = cpu_seconds();
   Stopwatch wall;
-  for (auto _ : state) model.run(c.tasks, milliseconds(c.sleep_ms));
+  for (auto _ : state) model.run(c);
   const double iterations = static_cast<double>(state.iterations());
   const double measured_s = wall.seconds() / iterations;
 
-  state.counters["ideal_s"] = ideal_s;
-  state.counters["efficiency"] = ideal_s / measured_s;
-  state.counters["overhead_us"] = (measured_s - ideal_s) / c.tasks * 1e6;
-  state.counters["cpu_s"] = (cpu_seconds() - cpu_before) / iterations;
   state.counters["tasks"] = c.tasks;
-  state.counters["sleep_ms"] = c.sleep_ms;
+  state.counters["cpu_s"] = (cpu_seconds() - cpu_before) / iterations;
+  if (!c.cpu()) {
+    const double ideal_s = ideal_seconds(model, c);
+    state.counters["sleep_ms"] = c.sleep_ms;
+    state.counters["ideal_s"] = ideal_s;
+    state.counters["efficiency"] = ideal_s / measured_s;
+    state.counters["overhead_us"] = (measured_s - ideal_s) / c.tasks * 1e6;
+  }
 }
 
 }  // namespace
 
 void register_workers(const Options& options) {
   for (const Model& model : kModels) {
-    for (Case c : options.cases) {
+    for (const Case& c : options.cases) {
       if (ideal_seconds(model, c) > options.max_ideal_s) continue;
-      auto name = fmt::format("workers/{}/tasks:{}/sleep_ms:{}", model.name, c.tasks, c.sleep_ms);
+      auto name = c.cpu() ? fmt::format("workers/{}/tasks:{}/work:cpu", model.name, c.tasks)
+                          : fmt::format("workers/{}/tasks:{}/sleep_ms:{}", model.name, c.tasks, c.sleep_ms);
       benchmark::RegisterBenchmark(name.c_str(), run_case, model, c)->UseRealTime()->Unit(benchmark::kMillisecond);
     }
   }

@@ -26,27 +26,67 @@ import time
 
 # --- the worker models: one entry per model, as in bench/workers.cpp ---------
 
-def worker(sleep_s):
-    time.sleep(sleep_s)
+CPU_ITERATIONS = 1_000_000  # kCpuIterations in bench/bench.hpp
+MASK = (1 << 64) - 1
 
 
-def run_serial(tasks, sleep_s):
+def spin(iterations):
+    """The same linear congruential walk as conclab::bench::spin, modulo 2**64."""
+    x = 1
+    for _ in range(iterations):
+        x = (x * 6364136223846793005 + 1442695040888963407) & MASK
+    return x
+
+
+def work(sleep_ms):
+    """Sleep sleep_ms, or (sleep_ms == 0, the work:cpu rows) do the fixed arithmetic."""
+    if sleep_ms:
+        time.sleep(sleep_ms / 1000)
+    else:
+        spin(CPU_ITERATIONS)
+
+
+def run_serial(tasks, sleep_ms):
     for _ in range(tasks):
-        worker(sleep_s)
+        work(sleep_ms)
 
 
-def run_threaded(tasks, sleep_s):
-    threads = [threading.Thread(target=worker, args=(sleep_s,)) for _ in range(tasks)]
+def run_in_threads(tasks, target):
+    threads = [threading.Thread(target=target) for _ in range(tasks)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
 
 
-# name -> (concurrency(tasks), run(tasks, sleep_s))
+def run_threaded(tasks, sleep_ms):
+    run_in_threads(tasks, lambda: work(sleep_ms))
+
+
+def run_thread_locked(hold_across_work):
+    """Lab 02's counter: an RLock held across the work (the seed) or around the increment only."""
+    def run(tasks, sleep_ms):
+        lock, counter = threading.RLock(), [0]
+
+        def task():
+            lock.acquire()
+            counter[0] += 1
+            if not hold_across_work:
+                lock.release()
+            work(sleep_ms)
+            if hold_across_work:
+                lock.release()
+        run_in_threads(tasks, task)
+        assert counter[0] == tasks
+    return run
+
+
+# name -> (concurrency(tasks), run(tasks, sleep_ms))
 MODELS = {
     "serial": (lambda tasks: 1, run_serial),
     "threaded": (lambda tasks: tasks, run_threaded),
+    "thread-locked": (lambda tasks: 1, run_thread_locked(True)),
+    "thread-locked-outside": (lambda tasks: tasks, run_thread_locked(False)),
 }
 
 
@@ -66,9 +106,30 @@ def raw_thread_create_join():
     done.acquire()
 
 
+_rlock = threading.RLock()
+
+
+def rlock_acquire_release():
+    _rlock.acquire()
+    _rlock.release()
+
+
+def rlock_contended(batch=10_000):
+    """Two threads each take and release one RLock `batch` times; returns the operations done."""
+    def loop():
+        for _ in range(batch):
+            _rlock.acquire()
+            _rlock.release()
+    run_in_threads(2, loop)
+    return 2 * batch
+
+
 MICRO = {
     "micro/thread-create-join": thread_create_join,
     "micro/raw-thread-create-join": raw_thread_create_join,
+    "micro/rlock-acquire-release": rlock_acquire_release,
+    # Google Benchmark's Threads(2): wall time per operation, both threads running.
+    "micro/rlock-contended/threads:2": rlock_contended,
 }
 
 
@@ -84,11 +145,13 @@ def cpu_seconds():
 
 
 def measure(fn, min_time):
-    """Run fn until min_time seconds have passed; return (iterations, wall_s, cpu_s) per iteration."""
+    """Run fn until min_time seconds have passed; return (iterations, wall_s, cpu_s) per iteration.
+
+    fn may return how many operations one call did (a batch); by default one.
+    """
     iterations, cpu0, start = 0, cpu_seconds(), time.perf_counter()
     while True:
-        fn()
-        iterations += 1
+        iterations += fn() or 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_time:
             break
@@ -106,10 +169,11 @@ def positive_float(text):
 
 
 def parse_case(text):
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m or not (1 <= int(m[1]) <= 100_000 and 1 <= int(m[2]) <= 3_600_000):
-        raise argparse.ArgumentTypeError(f"'{text}' is not TASKSxSLEEP_MS")
-    return int(m[1]), int(m[2])
+    """"NxT" -> (N, T); "Nxcpu" -> (N, 0), as conclab-bench's --cases."""
+    m = re.fullmatch(r"(\d+)x(\d+|cpu)", text)
+    if not m or not 1 <= int(m[1]) <= 100_000 or (m[2] != "cpu" and not 1 <= int(m[2]) <= 3_600_000):
+        raise argparse.ArgumentTypeError(f"'{text}' is not TASKSxSLEEP_MS or TASKSxcpu")
+    return int(m[1]), 0 if m[2] == "cpu" else int(m[2])
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -120,9 +184,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def main():
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="5x1000,1x100,10x100,100x100,1000x100",
+    parser.add_argument("--cases", default="5x1000,1x100,10x100,100x100,1000x100,1xcpu,2xcpu,8xcpu",
                         type=lambda s: [parse_case(c) for c in s.split(",")],
-                        help="worker cases as TASKSxSLEEP_MS, comma-separated (default %(default)s)")
+                        help="worker cases as TASKSxSLEEP_MS or TASKSxcpu, comma-separated (default %(default)s)")
     parser.add_argument("--max-ideal-s", type=positive_float, default=20.0,
                         help="leave out rows whose ideal time exceeds this (default %(default)s)")
     parser.add_argument("--min-time", type=positive_float, default=0.5,
@@ -138,7 +202,7 @@ def main():
     rows = []
 
     def emit(name, iterations, wall_s, cpu_s, unit, counters):
-        scale = {"ms": 1e3, "us": 1e6}[unit]
+        scale = {"ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
         row = {"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration",
                "iterations": iterations, "real_time": wall_s * scale, "cpu_time": cpu_s * scale,
                "time_unit": unit, **counters}
@@ -147,20 +211,25 @@ def main():
 
     for model, (concurrency, run) in MODELS.items():
         for tasks, sleep_ms in args.cases:
-            name = f"workers/{model}/tasks:{tasks}/sleep_ms:{sleep_ms}"
+            if sleep_ms:
+                name = f"workers/{model}/tasks:{tasks}/sleep_ms:{sleep_ms}"
+            else:
+                name = f"workers/{model}/tasks:{tasks}/work:cpu"
             ideal_s = sleep_ms / 1000 * math.ceil(tasks / concurrency(tasks))
             if ideal_s > args.max_ideal_s or not pattern.search(name):
                 continue
-            iterations, wall_s, cpu_s = measure(lambda: run(tasks, sleep_ms / 1000), args.min_time)
-            emit(name, iterations, wall_s, cpu_s, "ms", {
-                "ideal_s": ideal_s, "efficiency": ideal_s / wall_s,
-                "overhead_us": (wall_s - ideal_s) / tasks * 1e6, "cpu_s": cpu_s,
-                "tasks": tasks, "sleep_ms": sleep_ms})
+            iterations, wall_s, cpu_s = measure(lambda: run(tasks, sleep_ms), args.min_time)
+            counters = {"cpu_s": cpu_s, "tasks": tasks}
+            if sleep_ms:
+                counters.update(ideal_s=ideal_s, efficiency=ideal_s / wall_s,
+                                overhead_us=(wall_s - ideal_s) / tasks * 1e6, sleep_ms=sleep_ms)
+            emit(name, iterations, wall_s, cpu_s, "ms", counters)
 
     for name, fn in MICRO.items():
         if pattern.search(name):
             iterations, wall_s, cpu_s = measure(fn, args.min_time)
-            emit(name, iterations, wall_s, cpu_s, "us", {})
+            unit = "ns" if wall_s < 1e-6 else "us"
+            emit(name, iterations, wall_s, cpu_s, unit, {})
 
     doc = {"context": {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
