@@ -100,3 +100,26 @@ foreach(lang cpp python)
     conclab_check(lab02.${lang}.unsync.bad-args bad-args --extra "--threads 0" -- ${unsync})
   endif()
 endforeach()
+
+# Lab 03: processes. Every child exits 0; children's appends never reach the
+# parent; the zombie is seen (state Z) and then reaped.
+set(LAB03 ${LABS}/03-fork/python)
+foreach(lang cpp python)
+  if(lang STREQUAL cpp)
+    set(forked ${BIN}/fork-forked)
+    set(noshare ${BIN}/fork-no-shared-state)
+    set(zombies ${BIN}/fork-zombies)
+  else()
+    set(forked ${Python3_EXECUTABLE} ${LAB03}/forked.py)
+    set(noshare ${Python3_EXECUTABLE} ${LAB03}/no_shared_state.py)
+    set(zombies ${Python3_EXECUTABLE} ${LAB03}/zombies.py)
+  endif()
+  conclab_check(lab03.${lang}.forked run --expect model=forked --expect exit_ok=10 --count "say hi=10" -- ${forked})
+  conclab_check(lab03.${lang}.no-shared-state run --expect parent_list_size=0 --count "ending []=1"
+                --count "say hi=4" -- ${noshare} --processes 4)
+  conclab_check(lab03.${lang}.zombies run --expect state_before=Z --expect state_after=- --expect exit_status=7
+                --count "<defunct>=1" -- ${zombies})
+  conclab_check(lab03.${lang}.forked.bad-args bad-args --extra "--processes 0" --extra "--processes x" -- ${forked})
+  conclab_check(lab03.${lang}.no-shared-state.bad-args bad-args --extra "--processes -2" -- ${noshare})
+  conclab_check(lab03.${lang}.zombies.bad-args bad-args -- ${zombies})
+endforeach()

@@ -7,13 +7,14 @@ import argparse
 import sys
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
 
 
-def _bounded_int(upper):
+def bounded_int(upper):
+    """An argparse type: an integer in [1, upper], else a clear message."""
     def parse(text):
         try:
             value = int(text)
@@ -25,22 +26,27 @@ def _bounded_int(upper):
     return parse
 
 
+def one_line_parser(description):
+    """An ArgumentParser that reports a bad flag or value in one line, exit 2."""
+    return OneLineParser(description=description)
+
+
 def worker_args(description, tasks=5, sleep_ms=1000):
     """Parse --tasks and --sleep-ms, as conclab::add_worker_flags does."""
-    parser = _OneLineParser(description=description)
-    parser.add_argument("--tasks", type=_bounded_int(100_000), default=tasks,
+    parser = OneLineParser(description=description)
+    parser.add_argument("--tasks", type=bounded_int(100_000), default=tasks,
                         help="number of workers (default %(default)s)")
-    parser.add_argument("--sleep-ms", type=_bounded_int(3_600_000), default=sleep_ms,
+    parser.add_argument("--sleep-ms", type=bounded_int(3_600_000), default=sleep_ms,
                         help="how long each worker sleeps, in milliseconds (default %(default)s)")
     return parser.parse_args()
 
 
 def counter_args(description, threads=2, increments=1_000_000):
     """Parse --threads and --increments, as conclab::add_counter_flags does."""
-    parser = _OneLineParser(description=description)
-    parser.add_argument("--threads", type=_bounded_int(1_000), default=threads,
+    parser = OneLineParser(description=description)
+    parser.add_argument("--threads", type=bounded_int(1_000), default=threads,
                         help="number of threads (default %(default)s)")
-    parser.add_argument("--increments", type=_bounded_int(100_000_000), default=increments,
+    parser.add_argument("--increments", type=bounded_int(100_000_000), default=increments,
                         help="increments per thread (default %(default)s)")
     return parser.parse_args()
 

@@ -1,0 +1,158 @@
+#include "conclab/process.hpp"
+
+#include <fmt/core.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+namespace conclab {
+
+namespace {
+std::string next_default_name() {
+  static std::atomic<unsigned> counter{0};
+  return fmt::format("Process-{}", ++counter);
+}
+}  // namespace
+
+int exitcode_from_status(int status) {
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+std::string Process::describe_status(int exitcode) {
+  if (exitcode < 0) return fmt::format("signal {} ({})", -exitcode, ::strsignal(-exitcode));
+  return fmt::format("exit status {}", exitcode);
+}
+
+Process::Process(std::function<int()> target) : target_(std::move(target)), name_(next_default_name()) {
+  if (!target_) throw UsageError("Process needs a target");
+}
+
+Process::Process(Process&& other) noexcept
+    : target_(std::move(other.target_)),
+      name_(std::move(other.name_)),
+      daemon_(other.daemon_),
+      pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::move(other.pidfd_)),
+      exitcode_(other.exitcode_) {}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    finish();
+    target_ = std::move(other.target_);
+    name_ = std::move(other.name_);
+    daemon_ = other.daemon_;
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    exitcode_ = other.exitcode_;
+  }
+  return *this;
+}
+
+Process::~Process() { finish(); }
+
+// A started child that has not been reaped is reaped here: killed first when
+// it is a daemon, waited for otherwise. Either way no zombie is left.
+void Process::finish() noexcept {
+  if (pid_ < 0 || exitcode_) return;
+  if (daemon_) ::kill(pid_, SIGKILL);
+  try {
+    reap(true);
+  } catch (...) {
+  }
+}
+
+void Process::start() {
+  if (pid_ >= 0) throw UsageError(fmt::format("{}: cannot start a process twice", name_));
+  // Flush what the parent buffered, or the child would print it again.
+  std::fflush(nullptr);
+  pid_t pid = check(::fork(), "fork");
+  if (pid == 0) {
+    // The child: run the target, flush, and leave with _exit so that no
+    // destructor or atexit handler of the parent's copy runs twice.
+    int code = 1;
+    try {
+      code = target_();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "Process %s: %s\n", name_.c_str(), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "Process %s: unknown exception\n", name_.c_str());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  pid_ = pid;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd >= 0) pidfd_.reset(fd);  // without pidfd (old kernels) join(timeout) polls waitpid
+}
+
+bool Process::reap(bool block) {
+  if (exitcode_) return true;
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+  } while (r == -1 && errno == EINTR);
+  if (r == -1) throw_errno("waitpid");
+  if (r == 0) return false;
+  exitcode_ = exitcode_from_status(status);
+  pidfd_.reset();
+  return true;
+}
+
+void Process::join() {
+  if (pid_ < 0) throw UsageError(fmt::format("{}: can only join a started process", name_));
+  reap(true);
+}
+
+bool Process::join_for(std::chrono::milliseconds timeout) {
+  if (pid_ < 0) throw UsageError(fmt::format("{}: can only join a started process", name_));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!reap(false)) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    if (pidfd_) {
+      pollfd p{pidfd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30))) == -1 && errno != EINTR)
+        throw_errno("poll");
+    } else {
+      ::usleep(1000);
+    }
+  }
+  return true;
+}
+
+bool Process::is_alive() { return pid_ >= 0 && !reap(false); }
+
+std::optional<pid_t> Process::pid() const {
+  if (pid_ < 0) return std::nullopt;
+  return pid_;
+}
+
+void Process::send(int signal) {
+  if (pid_ < 0) throw UsageError(fmt::format("{}: process not started", name_));
+  if (exitcode_) return;  // reaped: the pid may belong to someone else now
+  check(::kill(pid_, signal), "kill");
+}
+
+void Process::terminate() { send(SIGTERM); }
+void Process::kill() { send(SIGKILL); }
+
+Process& Process::set_name(std::string name) {
+  name_ = std::move(name);
+  return *this;
+}
+
+Process& Process::set_daemon(bool daemon) {
+  if (pid_ >= 0) throw UsageError(fmt::format("{}: cannot set daemon status of a started process", name_));
+  daemon_ = daemon;
+  return *this;
+}
+
+}  // namespace conclab

@@ -1,0 +1,150 @@
+#include "conclab/process.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "conclab/fd.hpp"
+
+using namespace std::chrono_literals;
+using conclab::Process;
+using conclab::UsageError;
+
+namespace {
+// True when `pid` is no child of ours any more (reaped): waitpid says ECHILD.
+bool reaped(pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) == -1 && errno == ECHILD; }
+
+int global_value = 1;
+}  // namespace
+
+TEST(Process, RunsTheTargetInAChildWithItsArguments) {
+  std::array<int, 2> fds{};
+  ASSERT_EQ(::pipe(fds.data()), 0);
+  conclab::unique_fd r(fds[0]), w(fds[1]);
+  Process p([&](int a, int b) { ASSERT_EQ(::write(w.get(), std::to_string(a + b).c_str(), 2), 2); }, 40, 2);
+  p.start();
+  p.join();
+  char buf[3] = {};
+  ASSERT_EQ(::read(r.get(), buf, 2), 2);
+  EXPECT_STREQ(buf, "42");
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_NE(p.pid().value(), ::getpid());
+}
+
+TEST(Process, ChildChangesDoNotReachTheParent) {
+  Process p([] { global_value = 99; });
+  p.start();
+  p.join();
+  EXPECT_EQ(global_value, 1);
+}
+
+TEST(Process, ReturnValueIsTheExitCode) {
+  Process p([] { return 3; });
+  p.start();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 3);
+}
+
+TEST(Process, ExceptionInTheChildGivesExitCodeOneAndAMessage) {
+  Process p([] { throw std::runtime_error("child failed"); });
+  p.set_name("worker");
+  testing::internal::CaptureStderr();
+  p.start();
+  p.join();
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("Process worker: child failed"), std::string::npos);
+  EXPECT_EQ(p.exitcode(), 1);
+}
+
+TEST(Process, KilledChildReportsTheSignal) {
+  Process p([] { ::pause(); });
+  p.start();
+  EXPECT_TRUE(p.is_alive());
+  p.kill();
+  p.join();
+  EXPECT_EQ(p.exitcode(), -SIGKILL);
+  EXPECT_EQ(Process::describe_status(*p.exitcode()), "signal 9 (Killed)");
+
+  Process q([] { ::pause(); });
+  q.start();
+  q.terminate();
+  q.join();
+  EXPECT_EQ(q.exitcode(), -SIGTERM);
+
+  Process a([] { std::abort(); });
+  a.start();
+  a.join();
+  EXPECT_EQ(a.exitcode(), -SIGABRT);
+}
+
+TEST(Process, JoinWithTimeoutReportsWhetherTheChildEnded) {
+  Process p([] { ::usleep(300'000); });
+  p.start();
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(p.join(50ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  EXPECT_FALSE(p.exitcode().has_value());
+  EXPECT_TRUE(p.join(10s));
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_FALSE(p.is_alive());
+}
+
+TEST(Process, MisuseThrows) {
+  Process p([] {});
+  EXPECT_THROW(p.join(), UsageError);
+  EXPECT_THROW((void)p.join(10ms), UsageError);
+  EXPECT_THROW(p.terminate(), UsageError);
+  p.start();
+  EXPECT_THROW(p.start(), UsageError);
+  EXPECT_THROW(p.set_daemon(true), UsageError);
+  p.join();
+  p.join();  // joining again is fine
+}
+
+TEST(Process, JoinReapsTheChild) {
+  Process p([] {});
+  p.start();
+  pid_t pid = *p.pid();
+  p.join();
+  EXPECT_TRUE(reaped(pid));
+}
+
+TEST(Process, DestructorReapsAnUnjoinedChild) {
+  pid_t pid = 0;
+  {
+    Process p([] { ::usleep(50'000); });
+    p.start();
+    pid = *p.pid();
+  }
+  EXPECT_TRUE(reaped(pid));
+}
+
+TEST(Process, DestructorKillsADaemonChild) {
+  pid_t pid = 0;
+  auto start = std::chrono::steady_clock::now();
+  {
+    Process p([] { ::pause(); });
+    p.set_daemon(true);
+    p.start();
+    pid = *p.pid();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(reaped(pid));
+}
+
+TEST(Process, BufferedOutputIsNotPrintedTwice) {
+  testing::internal::CaptureStdout();
+  std::printf("before fork ");  // buffered, not flushed
+  Process p([] { std::printf("child "); });
+  p.start();
+  p.join();
+  std::fflush(stdout);
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "before fork child ");
+}
