@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "bench.hpp"
+#include "conclab/process.hpp"
 #include "conclab/threading.hpp"
 
 namespace conclab::bench {
@@ -41,9 +42,19 @@ void rlock_contended(benchmark::State& state) {
   }
 }
 
+// fork + wait of a child that does nothing: start and join one conclab::Process.
+void fork_wait(benchmark::State& state) {
+  for (auto _ : state) {
+    Process p([] {});
+    p.start();
+    p.join();
+  }
+}
+
 }  // namespace
 
 void register_micro() {
+  benchmark::RegisterBenchmark("micro/fork-wait", fork_wait)->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("micro/rlock-acquire-release", rlock_uncontended)->Unit(benchmark::kNanosecond);
   // Threads(2): the time is per acquire/release pair of one thread, both running.
   benchmark::RegisterBenchmark("micro/rlock-contended", rlock_contended)

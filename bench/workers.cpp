@@ -12,6 +12,7 @@
 
 #include "bench.hpp"
 #include "conclab/clock.hpp"
+#include "conclab/process.hpp"
 #include "conclab/threading.hpp"
 
 namespace conclab::bench {
@@ -47,6 +48,20 @@ void run_threaded(const Case& c) {
   run_in_threads(c.tasks, [&] { work(c); });
 }
 
+// One conclab::Process per task (lab 03); a child that fails fails the row.
+void run_forked(const Case& c) {
+  std::vector<Process> children;
+  children.reserve(static_cast<size_t>(c.tasks));
+  for (int i = 0; i < c.tasks; ++i) {
+    children.emplace_back([&c] { work(c); });
+    children.back().start();
+  }
+  for (auto& p : children) {
+    p.join();
+    if (p.exitcode() != 0) throw std::runtime_error("forked: a child ended with " + Process::describe_status(*p.exitcode()));
+  }
+}
+
 // Lab 02's counter: every task increments a shared counter under an RLock,
 // holding it across the work (the seed) or around the increment only.
 template <bool kHoldAcrossWork>
@@ -73,6 +88,7 @@ constexpr Model kModels[] = {
     {"threaded", [](int tasks) { return tasks; }, run_threaded},
     {"thread-locked", [](int) { return 1; }, run_thread_locked<true>},
     {"thread-locked-outside", [](int tasks) { return tasks; }, run_thread_locked<false>},
+    {"forked", [](int tasks) { return tasks; }, run_forked},
 };
 
 // T x ceil(N / concurrency): the wall time of a sleep-bound case with zero

@@ -14,6 +14,7 @@ import argparse
 import datetime
 import json
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -63,6 +64,17 @@ def run_threaded(tasks, sleep_ms):
     run_in_threads(tasks, lambda: work(sleep_ms))
 
 
+def run_forked(tasks, sleep_ms):
+    """One multiprocessing.Process per task (lab 03)."""
+    children = [multiprocessing.Process(target=work, args=(sleep_ms,)) for _ in range(tasks)]
+    for p in children:
+        p.start()
+    for p in children:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"forked: a child ended with exit code {p.exitcode}")
+
+
 def run_thread_locked(hold_across_work):
     """Lab 02's counter: an RLock held across the work (the seed) or around the increment only."""
     def run(tasks, sleep_ms):
@@ -87,6 +99,7 @@ MODELS = {
     "threaded": (lambda tasks: tasks, run_threaded),
     "thread-locked": (lambda tasks: 1, run_thread_locked(True)),
     "thread-locked-outside": (lambda tasks: tasks, run_thread_locked(False)),
+    "forked": (lambda tasks: tasks, run_forked),
 }
 
 
@@ -124,7 +137,14 @@ def rlock_contended(batch=10_000):
     return 2 * batch
 
 
+def fork_wait():
+    p = multiprocessing.Process(target=int)
+    p.start()
+    p.join()
+
+
 MICRO = {
+    "micro/fork-wait": fork_wait,
     "micro/thread-create-join": thread_create_join,
     "micro/raw-thread-create-join": raw_thread_create_join,
     "micro/rlock-acquire-release": rlock_acquire_release,
@@ -194,6 +214,7 @@ def main():
     parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
     parser.add_argument("--out", help="write the JSON here (default: stdout only)")
     args = parser.parse_args()
+    multiprocessing.set_start_method("fork")  # as conclab::Process; the default on Linux up to 3.13
     try:
         pattern = re.compile(args.filter)
     except re.error as e:
