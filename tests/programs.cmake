@@ -123,3 +123,22 @@ foreach(lang cpp python)
   conclab_check(lab03.${lang}.no-shared-state.bad-args bad-args --extra "--processes -2" -- ${noshare})
   conclab_check(lab03.${lang}.zombies.bad-args bad-args -- ${zombies})
 endforeach()
+
+# Lab 04: shared memory. Children's writes reach the parent.
+set(LAB04 ${LABS}/04-shared-memory/python)
+foreach(lang cpp python)
+  if(lang STREQUAL cpp)
+    set(array ${BIN}/shm-array)
+    set(dict ${BIN}/shm-dict)
+  else()
+    set(array ${Python3_EXECUTABLE} ${LAB04}/shared_array.py)
+    set(dict ${Python3_EXECUTABLE} ${LAB04}/shared_dict.py)
+  endif()
+  conclab_check(lab04.${lang}.shared-array run --expect parent_sees=100,101,33,44 --count "1 -----> 100=1"
+                --count "1 -----> 101=1" -- ${array})
+  conclab_check(lab04.${lang}.shared-array.four run --expect parent_sees=100,101,102,103 -- ${array} --processes 4)
+  conclab_check(lab04.${lang}.shared-dict run --expect entries=3 --expect expected=3
+                --count "parent sees [100, 101, 102]=1" -- ${dict} --processes 3)
+  conclab_check(lab04.${lang}.shared-array.bad-args bad-args --extra "--processes 5" --extra "--processes 0" -- ${array})
+  conclab_check(lab04.${lang}.shared-dict.bad-args bad-args --extra "--processes 0" -- ${dict})
+endforeach()
