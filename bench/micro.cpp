@@ -4,6 +4,7 @@
 
 #include "bench.hpp"
 #include "conclab/process.hpp"
+#include "conclab/shm.hpp"
 #include "conclab/threading.hpp"
 
 namespace conclab::bench {
@@ -51,9 +52,42 @@ void fork_wait(benchmark::State& state) {
   }
 }
 
+// temp[0] += 1 under temp.get_lock(), in one process.
+void shared_array_locked_increment(benchmark::State& state) {
+  SharedArray<long> temp(1, 0);
+  for (auto _ : state) {
+    std::lock_guard guard(temp.get_lock());
+    temp[0] += 1;
+  }
+}
+
+// dic[k] = v over 1,000 keys, and dic.get(k).
+void shared_dict_set(benchmark::State& state) {
+  SharedDict<int, long> dic(1000);
+  int k = 0;
+  for (auto _ : state) {
+    dic.set(k, k);
+    k = (k + 1) % 1000;
+  }
+}
+
+void shared_dict_get(benchmark::State& state) {
+  SharedDict<int, long> dic(1000);
+  for (int k = 0; k < 1000; ++k) dic.set(k, k);
+  int k = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(dic.get(k));
+    k = (k + 1) % 1000;
+  }
+}
+
 }  // namespace
 
 void register_micro() {
+  benchmark::RegisterBenchmark("micro/shared-array-locked-increment", shared_array_locked_increment)
+      ->Unit(benchmark::kNanosecond);
+  benchmark::RegisterBenchmark("micro/shared-dict-set", shared_dict_set)->Unit(benchmark::kNanosecond);
+  benchmark::RegisterBenchmark("micro/shared-dict-get", shared_dict_get)->Unit(benchmark::kNanosecond);
   benchmark::RegisterBenchmark("micro/fork-wait", fork_wait)->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("micro/rlock-acquire-release", rlock_uncontended)->Unit(benchmark::kNanosecond);
   // Threads(2): the time is per acquire/release pair of one thread, both running.

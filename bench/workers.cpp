@@ -13,6 +13,7 @@
 #include "bench.hpp"
 #include "conclab/clock.hpp"
 #include "conclab/process.hpp"
+#include "conclab/shm.hpp"
 #include "conclab/threading.hpp"
 
 namespace conclab::bench {
@@ -62,6 +63,28 @@ void run_forked(const Case& c) {
   }
 }
 
+// A process per task, each writing its result (its index) into a
+// SharedArray and a SharedDict, as lab 04's children do.
+void run_shared_memory(const Case& c) {
+  const auto n = static_cast<size_t>(c.tasks);
+  SharedArray<long> results(n, -1);
+  SharedDict<int, long> by_task(n);
+  std::vector<Process> children;
+  children.reserve(n);
+  for (int i = 0; i < c.tasks; ++i) {
+    children.emplace_back([&, i] {
+      work(c);
+      results[static_cast<size_t>(i)] = i;
+      by_task.set(i, i);
+    });
+    children.back().start();
+  }
+  for (auto& p : children) p.join();
+  for (int i = 0; i < c.tasks; ++i)
+    if (results[static_cast<size_t>(i)] != i || by_task.get(i) != i)
+      throw std::runtime_error("shared-memory: a result did not arrive");
+}
+
 // Lab 02's counter: every task increments a shared counter under an RLock,
 // holding it across the work (the seed) or around the increment only.
 template <bool kHoldAcrossWork>
@@ -89,6 +112,7 @@ constexpr Model kModels[] = {
     {"thread-locked", [](int) { return 1; }, run_thread_locked<true>},
     {"thread-locked-outside", [](int tasks) { return tasks; }, run_thread_locked<false>},
     {"forked", [](int tasks) { return tasks; }, run_forked},
+    {"shared-memory", [](int tasks) { return tasks; }, run_shared_memory},
 };
 
 // T x ceil(N / concurrency): the wall time of a sleep-bound case with zero

@@ -75,6 +75,34 @@ def run_forked(tasks, sleep_ms):
             raise RuntimeError(f"forked: a child ended with exit code {p.exitcode}")
 
 
+_manager = None
+
+
+def manager():
+    """One Manager server for the whole run: starting one takes tens of milliseconds."""
+    global _manager
+    if _manager is None:
+        _manager = multiprocessing.Manager()
+    return _manager
+
+
+def run_shared_memory(tasks, sleep_ms):
+    """A process per task writing its index into an Array and a Manager().dict() (lab 04)."""
+    results, by_task = multiprocessing.Array("q", [-1] * tasks), manager().dict()
+
+    def task(i):
+        work(sleep_ms)
+        results[i] = i
+        by_task[i] = i
+    children = [multiprocessing.Process(target=task, args=(i,)) for i in range(tasks)]
+    for p in children:
+        p.start()
+    for p in children:
+        p.join()
+    if list(results) != list(range(tasks)) or dict(by_task) != {i: i for i in range(tasks)}:
+        raise RuntimeError("shared-memory: a result did not arrive")
+
+
 def run_thread_locked(hold_across_work):
     """Lab 02's counter: an RLock held across the work (the seed) or around the increment only."""
     def run(tasks, sleep_ms):
@@ -100,6 +128,7 @@ MODELS = {
     "thread-locked": (lambda tasks: 1, run_thread_locked(True)),
     "thread-locked-outside": (lambda tasks: tasks, run_thread_locked(False)),
     "forked": (lambda tasks: tasks, run_forked),
+    "shared-memory": (lambda tasks: tasks, run_shared_memory),
 }
 
 
@@ -143,7 +172,45 @@ def fork_wait():
     p.join()
 
 
+_array = None
+_dict = None
+_key = 0
+
+
+def shared_array_locked_increment(batch=1000):
+    global _array
+    if _array is None:
+        _array = multiprocessing.Array("q", 1)
+    for _ in range(batch):
+        with _array.get_lock():
+            _array[0] += 1
+    return batch
+
+
+def shared_dict_set(batch=100):
+    global _dict, _key
+    if _dict is None:
+        _dict = manager().dict()
+    for _ in range(batch):
+        _dict[_key] = _key
+        _key = (_key + 1) % 1000
+    return batch
+
+
+def shared_dict_get(batch=100):
+    global _dict, _key
+    if _dict is None or len(_dict) < 1000:
+        _dict = manager().dict({k: k for k in range(1000)})
+    for _ in range(batch):
+        _dict.get(_key)
+        _key = (_key + 1) % 1000
+    return batch
+
+
 MICRO = {
+    "micro/shared-array-locked-increment": shared_array_locked_increment,
+    "micro/shared-dict-set": shared_dict_set,
+    "micro/shared-dict-get": shared_dict_get,
     "micro/fork-wait": fork_wait,
     "micro/thread-create-join": thread_create_join,
     "micro/raw-thread-create-join": raw_thread_create_join,
@@ -252,6 +319,8 @@ def main():
             unit = "ns" if wall_s < 1e-6 else "us"
             emit(name, iterations, wall_s, cpu_s, unit, {})
 
+    if _manager is not None:
+        _manager.shutdown()
     doc = {"context": {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host_name": socket.gethostname(), "num_cpus": os.cpu_count(),
