@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "bench.hpp"
+#include "conclab/pool.hpp"
 #include "conclab/process.hpp"
 #include "conclab/shm.hpp"
 #include "conclab/threading.hpp"
@@ -81,9 +82,37 @@ void shared_dict_get(benchmark::State& state) {
   }
 }
 
+int identity(int x) { return x; }
+
+// One pool.apply round trip: to a worker process and back.
+void pool_apply(benchmark::State& state) {
+  Pool pool(2);
+  for (auto _ : state) benchmark::DoNotOptimize(pool.apply(identity, 1));
+}
+
+// apply_async pipelined: 1,000 tasks in flight, then every get(); time per task.
+void pool_apply_async(benchmark::State& state) {
+  constexpr int kBatch = 1000;
+  Pool pool(2);
+  std::vector<AsyncResult<int>> results;
+  results.reserve(kBatch);
+  for (auto _ : state) {
+    results.clear();
+    for (int i = 0; i < kBatch; ++i) results.push_back(pool.apply_async(identity, i));
+    for (auto& r : results) benchmark::DoNotOptimize(r.get());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.counters["per_task_us"] = benchmark::Counter(static_cast<double>(state.iterations()) * kBatch * 1e-6,
+                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 }  // namespace
 
 void register_micro() {
+  benchmark::RegisterBenchmark("micro/pool-apply", pool_apply)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("micro/pool-apply-async/batch:1000", pool_apply_async)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("micro/shared-array-locked-increment", shared_array_locked_increment)
       ->Unit(benchmark::kNanosecond);
   benchmark::RegisterBenchmark("micro/shared-dict-set", shared_dict_set)->Unit(benchmark::kNanosecond);
