@@ -41,9 +41,10 @@ std::optional<Case> parse_case(const std::string& text) {
 int main(int argc, char** argv) {
   CLI::App app{"conclab-bench: the concurrency models of conclab on the same workloads.\n"
                "Google Benchmark's --benchmark_* flags (filter, out, out_format, min_time, ...) pass through."};
-  // The default profile: the seed's 5 x 1 s, 1..1000 tasks at 100 ms, and CPU-bound tasks.
-  std::vector<std::string> cases{"5x1000", "1x100", "10x100", "100x100", "1000x100", "1xcpu", "2xcpu", "8xcpu"};
-  conclab::bench::Options options{.cases = {}, .max_ideal_s = 20};
+  // The default profile (as scripts/bench): the seed's 5 x 1 s, 1..1000 tasks at 100 ms,
+  // 1000 x 10 ms for the pools, and CPU-bound tasks.
+  std::vector<std::string> cases{"5x1000", "1x100", "10x100", "100x100", "1000x100", "1000x10", "1xcpu", "2xcpu", "8xcpu"};
+  conclab::bench::Options options{.cases = {}, .max_ideal_s = 5};
   std::vector<std::string> context;
   app.add_option("--cases", cases, "worker cases as TASKSxSLEEP_MS or TASKSxcpu, comma-separated")
       ->delimiter(',')

@@ -3,7 +3,10 @@
 // kModels below: a name, how many tasks it runs at once, and how it runs them.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
@@ -12,6 +15,7 @@
 
 #include "bench.hpp"
 #include "conclab/clock.hpp"
+#include "conclab/pool.hpp"
 #include "conclab/process.hpp"
 #include "conclab/shm.hpp"
 #include "conclab/threading.hpp"
@@ -100,19 +104,52 @@ void run_thread_locked(const Case& c) {
   if (counter != c.tasks) throw std::logic_error("thread-locked: lost an increment");
 }
 
+// The pools get one worker per task, at most kPoolCap.
+constexpr int kPoolCap = 100;
+int pool_size(int tasks) { return std::min(tasks, kPoolCap); }
+
+// The task of the pool models: a plain function, as a process pool needs.
+int pool_task(int sleep_ms) {
+  work(Case{1, sleep_ms});
+  return sleep_ms;
+}
+
+// A pool mapping the work over the tasks, one task per chunk. The pool is
+// made (and warmed up) once per row, before the timing starts, and ended
+// after it; ending it reaps its workers, so their CPU time is counted.
+template <class PoolType>
+std::function<void()> prepare_pool(const Case& c, std::shared_ptr<void>& keep) {
+  auto pool = std::make_shared<PoolType>(pool_size(c.tasks));
+  std::vector<int> items(static_cast<size_t>(c.tasks), c.sleep_ms);
+  pool->map(pool_task, items, 1);
+  keep = pool;
+  return [pool = pool.get(), items] {
+    if (pool->map(pool_task, items, 1).size() != items.size()) throw std::logic_error("pool: results missing");
+  };
+}
+
+template <void (*Run)(const Case&)>
+std::function<void()> prepare_simple(const Case& c, std::shared_ptr<void>&) {
+  return [c] { Run(c); };
+}
+
 struct Model {
   const char* name;
   int (*concurrency)(int tasks);  // how many tasks run at once
-  void (*run)(const Case& c);
+  // Sets up what one row needs (kept alive in `keep` until the row ends)
+  // and returns one run of the row.
+  std::function<void()> (*prepare)(const Case& c, std::shared_ptr<void>& keep);
 };
 
-constexpr Model kModels[] = {
-    {"serial", [](int) { return 1; }, run_serial},
-    {"threaded", [](int tasks) { return tasks; }, run_threaded},
-    {"thread-locked", [](int) { return 1; }, run_thread_locked<true>},
-    {"thread-locked-outside", [](int tasks) { return tasks; }, run_thread_locked<false>},
-    {"forked", [](int tasks) { return tasks; }, run_forked},
-    {"shared-memory", [](int tasks) { return tasks; }, run_shared_memory},
+const Model kModels[] = {
+    {"serial", [](int) { return 1; }, prepare_simple<run_serial>},
+    {"threaded", [](int tasks) { return tasks; }, prepare_simple<run_threaded>},
+    {"thread-pool", pool_size, prepare_pool<ThreadPool>},
+    {"thread-locked", [](int) { return 1; }, prepare_simple<run_thread_locked<true>>},
+    {"thread-locked-outside", [](int tasks) { return tasks; }, prepare_simple<run_thread_locked<false>>},
+    {"forked", [](int tasks) { return tasks; }, prepare_simple<run_forked>},
+    {"process-pool", pool_size, prepare_pool<Pool>},
+    {"shared-memory", [](int tasks) { return tasks; }, prepare_simple<run_shared_memory>},
 };
 
 // T x ceil(N / concurrency): the wall time of a sleep-bound case with zero
@@ -122,11 +159,14 @@ double ideal_seconds(const Model& model, const Case& c) {
 }
 
 void run_case(benchmark::State& state, const Model& model, Case c) {
+  std::shared_ptr<void> keep;
+  auto run = model.prepare(c, keep);
   const double cpu_before = cpu_seconds();
   Stopwatch wall;
-  for (auto _ : state) model.run(c);
+  for (auto _ : state) run();
   const double iterations = static_cast<double>(state.iterations());
   const double measured_s = wall.seconds() / iterations;
+  keep.reset();  // a pool ends here: its workers are reaped and their CPU counted
 
   state.counters["tasks"] = c.tasks;
   state.counters["cpu_s"] = (cpu_seconds() - cpu_before) / iterations;

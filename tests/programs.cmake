@@ -43,10 +43,12 @@ if(CONCLAB_BUILD_BENCH)
   set_tests_properties(bench.python.smoke PROPERTIES FIXTURES_SETUP bench_python TIMEOUT 180)
   conclab_check(bench.cpp.rows bench-json ${smoke}/cpp.json
                 workers/serial/tasks:2/sleep_ms:5/real_time workers/threaded/tasks:3/sleep_ms:2/real_time
-                micro/thread-create-join/real_time micro/raw-thread-create-join/real_time)
+                workers/process-pool/tasks:2/sleep_ms:5/real_time workers/shared-memory/tasks:3/sleep_ms:2/real_time
+                micro/thread-create-join/real_time micro/raw-thread-create-join/real_time micro/pool-apply/real_time)
   conclab_check(bench.python.rows bench-json ${smoke}/python.json
                 python/workers/serial/tasks:2/sleep_ms:5 python/workers/threaded/tasks:3/sleep_ms:2
-                python/micro/thread-create-join python/micro/raw-thread-create-join)
+                python/workers/process-pool/tasks:2/sleep_ms:5 python/workers/shared-memory/tasks:3/sleep_ms:2
+                python/micro/thread-create-join python/micro/raw-thread-create-join python/micro/pool-apply)
   set_tests_properties(bench.cpp.rows PROPERTIES FIXTURES_REQUIRED bench_cpp)
   set_tests_properties(bench.python.rows PROPERTIES FIXTURES_REQUIRED bench_python)
   conclab_check(bench.report-of-smoke-run report-of ${PROJECT_SOURCE_DIR}/scripts/report ${smoke})
@@ -142,3 +144,25 @@ foreach(lang cpp python)
   conclab_check(lab04.${lang}.shared-array.bad-args bad-args --extra "--processes 5" --extra "--processes 0" -- ${array})
   conclab_check(lab04.${lang}.shared-dict.bad-args bad-args --extra "--processes 0" -- ${dict})
 endforeach()
+
+# Lab 05: process pools. The seed's demo delivers every callback; a worker
+# killed mid-task fails that task and is replaced in conclab, and leaves the
+# task hanging in CPython (seen through --get-timeout).
+set(LAB05 ${LABS}/05-process-pool/python)
+foreach(lang cpp python)
+  if(lang STREQUAL cpp)
+    set(demo ${BIN}/pool-demo)
+  else()
+    set(demo ${Python3_EXECUTABLE} ${LAB05}/pool_demo.py)
+  endif()
+  conclab_check(lab05.${lang}.pool-demo run --expect model=process-pool --expect callbacks=10 --count "end=1"
+                --count "101=3" --min elapsed_s=0.4 --max elapsed_s=3 -- ${demo} --sleep-ms 100)
+  conclab_check(lab05.${lang}.pool-demo.bad-args bad-args --worker-flags --extra "--processes 0" -- ${demo})
+endforeach()
+conclab_check(lab05.cpp.worker-crash run --expect ok=5 --expect failed=1 --expect replaced=1
+              --count "signal 9 (Killed)=1" -- ${BIN}/pool-worker-crash)
+conclab_check(lab05.cpp.worker-crash.bad-args bad-args -- ${BIN}/pool-worker-crash)
+conclab_check(lab05.python.worker-crash run --expect ok=5 --expect hung=1
+              -- ${Python3_EXECUTABLE} ${LAB05}/pool_worker_crash.py --get-timeout 2)
+conclab_check(lab05.python.worker-crash.bad-args bad-args --extra "--get-timeout x"
+              -- ${Python3_EXECUTABLE} ${LAB05}/pool_worker_crash.py)

@@ -15,6 +15,7 @@ import datetime
 import json
 import math
 import multiprocessing
+import multiprocessing.pool
 import os
 import platform
 import re
@@ -103,6 +104,25 @@ def run_shared_memory(tasks, sleep_ms):
         raise RuntimeError("shared-memory: a result did not arrive")
 
 
+POOL_CAP = 100  # pools get one worker per task, at most this many (bench/workers.cpp)
+
+
+def pool_size(tasks):
+    return min(tasks, POOL_CAP)
+
+
+def run_pool(pool_class):
+    """A pool (made once per row, outside the timing) mapping work over the tasks, one task per chunk."""
+    def prepare(tasks, sleep_ms):
+        pool = pool_class(pool_size(tasks))
+        def clean_up():
+            pool.close()
+            pool.join()
+        pool.map(work, [sleep_ms] * tasks, chunksize=1)  # warm up: every worker started
+        return (lambda: pool.map(work, [sleep_ms] * tasks, chunksize=1)), clean_up
+    return prepare
+
+
 def run_thread_locked(hold_across_work):
     """Lab 02's counter: an RLock held across the work (the seed) or around the increment only."""
     def run(tasks, sleep_ms):
@@ -121,14 +141,21 @@ def run_thread_locked(hold_across_work):
     return run
 
 
-# name -> (concurrency(tasks), run(tasks, sleep_ms))
+def simple(run):
+    """A model with nothing to set up: prepare() returns the run and no clean-up."""
+    return lambda tasks, sleep_ms: ((lambda: run(tasks, sleep_ms)), None)
+
+
+# name -> (concurrency(tasks), prepare(tasks, sleep_ms) -> (run(), clean_up or None))
 MODELS = {
-    "serial": (lambda tasks: 1, run_serial),
-    "threaded": (lambda tasks: tasks, run_threaded),
-    "thread-locked": (lambda tasks: 1, run_thread_locked(True)),
-    "thread-locked-outside": (lambda tasks: tasks, run_thread_locked(False)),
-    "forked": (lambda tasks: tasks, run_forked),
-    "shared-memory": (lambda tasks: tasks, run_shared_memory),
+    "serial": (lambda tasks: 1, simple(run_serial)),
+    "threaded": (lambda tasks: tasks, simple(run_threaded)),
+    "thread-pool": (pool_size, run_pool(multiprocessing.pool.ThreadPool)),
+    "thread-locked": (lambda tasks: 1, simple(run_thread_locked(True))),
+    "thread-locked-outside": (lambda tasks: tasks, simple(run_thread_locked(False))),
+    "forked": (lambda tasks: tasks, simple(run_forked)),
+    "process-pool": (pool_size, run_pool(multiprocessing.Pool)),
+    "shared-memory": (lambda tasks: tasks, simple(run_shared_memory)),
 }
 
 
@@ -207,7 +234,31 @@ def shared_dict_get(batch=100):
     return batch
 
 
+_pool = None
+
+
+def micro_pool():
+    """One Pool(2) for the pool microbenchmarks, as conclab-bench's."""
+    global _pool
+    if _pool is None:
+        _pool = multiprocessing.Pool(2)
+    return _pool
+
+
+def pool_apply():
+    micro_pool().apply(abs, (1,))
+
+
+def pool_apply_async(batch=1000):
+    """1,000 apply_async in flight, then every get(): one row iteration is the whole batch."""
+    pool = micro_pool()
+    for r in [pool.apply_async(abs, (i,)) for i in range(batch)]:
+        r.get()
+
+
 MICRO = {
+    "micro/pool-apply": pool_apply,
+    "micro/pool-apply-async/batch:1000": pool_apply_async,
     "micro/shared-array-locked-increment": shared_array_locked_increment,
     "micro/shared-dict-set": shared_dict_set,
     "micro/shared-dict-get": shared_dict_get,
@@ -231,17 +282,22 @@ def cpu_seconds():
     return total
 
 
-def measure(fn, min_time):
+def measure(fn, min_time, clean_up=None):
     """Run fn until min_time seconds have passed; return (iterations, wall_s, cpu_s) per iteration.
 
-    fn may return how many operations one call did (a batch); by default one.
+    fn may return an int: how many operations one call did (a batch); else one.
+    clean_up (ending a pool, which reaps its workers) runs before the CPU time
+    is read, so that the workers' CPU time counts, as in conclab-bench.
     """
     iterations, cpu0, start = 0, cpu_seconds(), time.perf_counter()
     while True:
-        iterations += fn() or 1
+        n = fn()
+        iterations += n if isinstance(n, int) else 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_time:
             break
+    if clean_up:
+        clean_up()
     return iterations, elapsed / iterations, (cpu_seconds() - cpu0) / iterations
 
 
@@ -271,10 +327,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 def main():
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="5x1000,1x100,10x100,100x100,1000x100,1xcpu,2xcpu,8xcpu",
+    parser.add_argument("--cases", default="5x1000,1x100,10x100,100x100,1000x100,1000x10,1xcpu,2xcpu,8xcpu",
                         type=lambda s: [parse_case(c) for c in s.split(",")],
                         help="worker cases as TASKSxSLEEP_MS or TASKSxcpu, comma-separated (default %(default)s)")
-    parser.add_argument("--max-ideal-s", type=positive_float, default=20.0,
+    parser.add_argument("--max-ideal-s", type=positive_float, default=5.0,
                         help="leave out rows whose ideal time exceeds this (default %(default)s)")
     parser.add_argument("--min-time", type=positive_float, default=0.5,
                         help="run each row at least this many seconds (default %(default)s)")
@@ -297,7 +353,7 @@ def main():
         rows.append(row)
         print(f"{row['name']:<55} {row['real_time']:12.3f} {unit:<2} {iterations:8d}", flush=True)
 
-    for model, (concurrency, run) in MODELS.items():
+    for model, (concurrency, prepare) in MODELS.items():
         for tasks, sleep_ms in args.cases:
             if sleep_ms:
                 name = f"workers/{model}/tasks:{tasks}/sleep_ms:{sleep_ms}"
@@ -306,7 +362,8 @@ def main():
             ideal_s = sleep_ms / 1000 * math.ceil(tasks / concurrency(tasks))
             if ideal_s > args.max_ideal_s or not pattern.search(name):
                 continue
-            iterations, wall_s, cpu_s = measure(lambda: run(tasks, sleep_ms), args.min_time)
+            run, clean_up = prepare(tasks, sleep_ms)
+            iterations, wall_s, cpu_s = measure(run, args.min_time, clean_up)
             counters = {"cpu_s": cpu_s, "tasks": tasks}
             if sleep_ms:
                 counters.update(ideal_s=ideal_s, efficiency=ideal_s / wall_s,
@@ -321,6 +378,9 @@ def main():
 
     if _manager is not None:
         _manager.shutdown()
+    if _pool is not None:
+        _pool.terminate()
+        _pool.join()
     doc = {"context": {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host_name": socket.gethostname(), "num_cpus": os.cpu_count(),
