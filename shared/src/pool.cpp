@@ -370,9 +370,13 @@ class PoolManager {
   // Gives idle workers tasks, and tells every worker to leave once a closed
   // pool has nothing left to do.
   void dispatch(State state) {
+    // Deal the tasks out in rounds, one per worker per round, so that a few
+    // tasks go to different workers and not all into one worker's socket.
     const std::size_t limit = prefetch();
-    for (auto& w : workers_) {
-      while (!w.exit_sent && w.outstanding.size() < limit && !pending_.empty()) {
+    for (std::size_t depth = 1; depth <= limit && !pending_.empty(); ++depth) {
+      for (auto& w : workers_) {
+        if (pending_.empty()) break;
+        if (w.exit_sent || w.outstanding.size() >= depth) continue;
         auto& task = pending_.front();
         std::string body;
         wire::encode(body, reinterpret_cast<std::uintptr_t>(task.trampoline));

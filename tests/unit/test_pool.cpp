@@ -319,3 +319,13 @@ TEST(ThreadPool, FailingInitializerFailsTasks) {
   EXPECT_THROW((void)pool.apply_async([] { return 1; }).get(10s), TaskError);
   EXPECT_THROW(ThreadPool(0), std::invalid_argument);
 }
+
+TEST(Pool, FewTasksSpreadOverTheWorkers) {
+  Pool pool(3);
+  pool.map(add100, std::vector<int>{1, 2, 3});  // every worker up
+  auto start = std::chrono::steady_clock::now();
+  auto results = pool.map(slow, std::vector<int>{300, 300, 300}, 1);
+  // Three workers, three tasks: about 0.3 s, not 0.6 s with two queued on one worker.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 550ms);
+  EXPECT_EQ(results, (std::vector<int>{300, 300, 300}));
+}
