@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "conclab/error.hpp"
+
 namespace conclab {
 
 CLI::Validator int_in_range(int low, int high) {
@@ -57,13 +59,7 @@ std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {
 }
 
 int report_exception(std::exception_ptr error) noexcept {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "error: unknown exception\n");
-  }
+  std::fprintf(stderr, "error: %s\n", describe(error).c_str());
   std::fflush(stdout);
   return kExitFailure;
 }

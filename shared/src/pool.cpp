@@ -1,6 +1,5 @@
 #include "conclab/pool.hpp"
 
-#include <cxxabi.h>
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <poll.h>
@@ -17,7 +16,6 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
-#include <typeinfo>
 
 #include "conclab/error.hpp"
 #include "conclab/process.hpp"
@@ -26,13 +24,7 @@ namespace conclab {
 namespace detail {
 
 void report_callback_error(std::exception_ptr error) noexcept {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "Exception in callback: %s\n", e.what());
-  } catch (...) {
-    std::fprintf(stderr, "Exception in callback: unknown exception\n");
-  }
+  std::fprintf(stderr, "Exception in callback: %s\n", describe(error).c_str());
 }
 
 namespace {
@@ -77,24 +69,6 @@ std::optional<std::pair<Kind, std::string>> take_frame(std::string& buffer) {
   return std::make_pair(kind, std::move(body));
 }
 
-}  // namespace
-
-// "<demangled type>: <what>" of the exception in flight.
-std::string describe_current_exception() {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    int status = 0;
-    char* name = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
-    std::string out = fmt::format("{}: {}", status == 0 && name ? name : typeid(e).name(), e.what());
-    std::free(name);
-    return out;
-  } catch (...) {
-    return "unknown exception";
-  }
-}
-
-namespace {
 
 // --- the worker process ---------------------------------------------------------------
 
@@ -129,7 +103,7 @@ ssize_t spin_recv(int fd, char* buffer, std::size_t size) {
     try {
       initializer();
     } catch (...) {
-      append_frame(out, kInitFailed, describe_current_exception());
+      append_frame(out, kInitFailed, describe(std::current_exception(), true));
       write_all(fd, out);
       std::fflush(nullptr);
       ::_exit(3);
@@ -156,7 +130,7 @@ ssize_t spin_recv(int fd, char* buffer, std::size_t size) {
       std::string result = trampoline(fn, view);
       append_frame(out, kResult, result);
     } catch (...) {
-      append_frame(out, kError, describe_current_exception());
+      append_frame(out, kError, describe(std::current_exception(), true));
     }
     std::fflush(nullptr);  // what the task printed comes out before its result is known
     // One result per send, before the next task starts: if this worker dies,
@@ -339,8 +313,8 @@ class PoolManager {
       loop();
     } catch (...) {
       // A system call of the pool itself failed: nothing more can run.
-      std::fprintf(stderr, "Pool: %s\n", describe_current_exception().c_str());
-      fail_everything("the pool failed: " + describe_current_exception());
+      std::fprintf(stderr, "Pool: %s\n", describe(std::current_exception(), true).c_str());
+      fail_everything("the pool failed: " + describe(std::current_exception(), true));
       kill_all_and_reap();
     }
   }
@@ -641,7 +615,7 @@ void ThreadPool::worker_loop() {
       initializer_();
     } catch (...) {
       // No worker can be trusted to run tasks: fail them all, now and later.
-      std::string message = "ThreadPool initializer failed: " + detail::describe_current_exception();
+      std::string message = "ThreadPool initializer failed: " + describe(std::current_exception(), true);
       std::deque<Job> dropped;
       {
         std::lock_guard lock(mutex_);

@@ -15,15 +15,6 @@ std::string next_default_name() {
   return fmt::format("Thread-{}", ++counter);
 }
 
-std::string describe(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
 }  // namespace
 
 // Shared between the Thread object and the running thread, so that a daemon

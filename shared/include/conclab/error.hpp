@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cerrno>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -24,6 +25,11 @@ T check(T result, const char* call) {
   if (result == static_cast<T>(-1)) throw_errno(call);
   return result;
 }
+
+// The message of an exception: e.what(), or "unknown exception" for one not
+// derived from std::exception. With `with_type`, "<demangled type>: <what>"
+// (how a Pool reports a task's exception from another process).
+std::string describe(std::exception_ptr error, bool with_type = false);
 
 // Misuse of a conclab object that Python reports as RuntimeError or
 // ValueError (start a thread twice, join before start, ...). A programming

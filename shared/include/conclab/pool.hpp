@@ -81,9 +81,6 @@ inline std::size_t auto_chunksize(std::size_t items, int workers) {
 // Prints "Exception in callback: ..." for a callback that threw.
 void report_callback_error(std::exception_ptr error) noexcept;
 
-// "<demangled type>: <what>" of the exception being handled (call in a catch block).
-std::string describe_current_exception();
-
 // The pool surface shared by Pool and ThreadPool. Derived provides
 //   submit<R>(fn, std::tuple<Args...>, Completion<R>)
 //   submit_chunk<R>(fn, std::vector<A>, Completion<std::vector<R>>)
