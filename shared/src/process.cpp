@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,19 +89,29 @@ void Process::start() {
     ::_exit(code);
   }
   pid_ = pid;
-  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd >= 0) pidfd_.reset(fd);  // without pidfd (old kernels) join(timeout) polls waitpid
 }
 
 bool Process::reap(bool block) {
   if (exitcode_) return true;
   int status = 0;
   pid_t r;
+  if (block) {
+    // A short child is often done within microseconds: look for a while
+    // before sleeping in waitpid, since waking a sleeping CPU of a virtual
+    // machine costs tens of microseconds.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while ((r = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until) ::sched_yield();
+    if (r > 0) return record(status);
+  }
   do {
     r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
   } while (r == -1 && errno == EINTR);
   if (r == -1) throw_errno("waitpid");
   if (r == 0) return false;
+  return record(status);
+}
+
+bool Process::record(int status) {
   exitcode_ = exitcode_from_status(status);
   pidfd_.reset();
   return true;
@@ -114,6 +125,12 @@ void Process::join() {
 bool Process::join_for(std::chrono::milliseconds timeout) {
   if (pid_ < 0) throw UsageError(fmt::format("{}: can only join a started process", name_));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!pidfd_ && !exitcode_) {
+    // Opened only here: a pidfd becomes readable when the child ends, which
+    // is what poll() can wait on with a timeout.
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (fd >= 0) pidfd_.reset(fd);  // without pidfd (old kernels) the loop below polls waitpid
+  }
   while (!reap(false)) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;

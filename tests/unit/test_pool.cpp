@@ -181,9 +181,11 @@ TEST(Pool, KillingAWorkerFromOutside) {
   Pool pool(2);
   auto r = pool.apply_async(slow, 5000);
   std::this_thread::sleep_for(100ms);  // let it start
-  for (pid_t pid : pool.worker_pids()) ::kill(pid, SIGKILL);
+  auto killed = pool.worker_pids();
+  for (pid_t pid : killed) ::kill(pid, SIGKILL);
   EXPECT_THROW(r.get(10s), WorkerLost);
   EXPECT_EQ(pool.apply(add100, 0), 100);
+  EXPECT_TRUE(all_reaped(killed));  // the dead workers left no zombie
 }
 
 TEST(Pool, CallbackThatThrowsIsReportedAndThePoolCarriesOn) {

@@ -98,6 +98,7 @@ class Process {
  private:
   bool join_for(std::chrono::milliseconds timeout);
   bool reap(bool block);
+  bool record(int wait_status);
   void send(int signal);
   void finish() noexcept;
 
@@ -105,7 +106,7 @@ class Process {
   std::string name_;
   bool daemon_ = false;
   pid_t pid_ = -1;
-  unique_fd pidfd_;  // becomes readable when the child ends: join(timeout) polls it
+  unique_fd pidfd_;  // opened by join(timeout): readable when the child ends
   std::optional<int> exitcode_;
 };
 
