@@ -152,6 +152,16 @@ def cmd_report(args):
     if again.returncode != 0 or (work / "again.md").read_text() != report:
         fail(f"re-rendering latest.json differs or fails: {again.stderr}")
 
+    # A filtered run without serial rows: speed-ups unknown, no CPU plot, no failure.
+    partial = work / "partial.json"
+    partial.write_text(json.dumps({"benchmarks": [
+        {"name": f"workers/threaded/tasks:{n}/work:cpu", "real_time": 1.5 * n, "time_unit": "ms"} for n in (1, 2)]}))
+    r = run([sys.executable, script, str(partial), "--out", str(work / "partial.md")])
+    if r.returncode != 0:
+        fail(f"report of a run without serial rows: exit {r.returncode}: {r.stderr}")
+    elif "CPU-bound speed-up" in (work / "partial.md").read_text():
+        fail("report of a run without serial rows links a speed-up plot it cannot draw")
+
     # Bad input: one line naming the file and the problem, exit 2.
     bad_json = work / "malformed.json"
     bad_json.write_text('{"benchmarks": [')
