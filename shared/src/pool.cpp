@@ -17,6 +17,7 @@
 #include <cstring>
 #include <list>
 
+#include "conclab/clock.hpp"
 #include "conclab/error.hpp"
 #include "conclab/process.hpp"
 
@@ -49,7 +50,7 @@ enum Kind : std::uint32_t {
 constexpr std::size_t kHeader = sizeof(std::uint32_t) + sizeof(std::uint64_t);
 
 // How long a waiting worker or manager polls before it sleeps (see spin_recv).
-constexpr std::chrono::microseconds kSpin{50};
+// (the spin window of clock.hpp; workers inherit it when forked)
 
 void append_frame(std::string& out, Kind kind, std::string_view body) {
   wire::encode<std::uint32_t>(out, kind);
@@ -86,7 +87,7 @@ bool write_all(int fd, std::string_view data) {
 // recv. On a virtual machine, waking a sleeping CPU costs tens of
 // microseconds; a task that arrives within the spin is picked up at once.
 ssize_t spin_recv(int fd, char* buffer, std::size_t size) {
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto until = std::chrono::steady_clock::now() + spin_window();
   do {
     ssize_t n = ::recv(fd, buffer, size, MSG_DONTWAIT);
     if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return n;
@@ -397,7 +398,7 @@ class PoolManager {
       fds.push_back({w.channel ? w.channel.get() : -1, events, 0});
     }
     // Poll without sleeping for a short while first (see spin_recv).
-    const auto until = std::chrono::steady_clock::now() + kSpin;
+    const auto until = std::chrono::steady_clock::now() + spin_window();
     int ready;
     while ((ready = ::poll(fds.data(), fds.size(), 0)) == 0 && std::chrono::steady_clock::now() < until)
       ::sched_yield();

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "conclab/clock.hpp"
+
 namespace conclab {
 
 namespace {
@@ -97,9 +99,8 @@ bool Process::reap(bool block) {
   pid_t r;
   if (block) {
     // A short child is often done within microseconds: look for a while
-    // before sleeping in waitpid, since waking a sleeping CPU of a virtual
-    // machine costs tens of microseconds.
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    // before sleeping in waitpid (the spin window, clock.hpp).
+    const auto until = std::chrono::steady_clock::now() + spin_window();
     while ((r = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until) ::sched_yield();
     if (r > 0) return record(status);
   }
