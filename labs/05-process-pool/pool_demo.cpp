@@ -3,22 +3,23 @@
 // Foo sleeps 2 s and returns i+100. apply() and apply_async().get() each
 // wait for one task; then ten apply_async calls with the callback Bar return
 // at once, "end" is printed, and close() + join() wait for the ten. Observe:
-// the callbacks print in two waves of five (five workers), about 8 s in all.
+// the callbacks print in two waves of five (five workers), about 8 s in all
+// (each line is flushed as it is printed, so `| cat` shows the waves too).
 // See also: pool_worker_crash.cpp, python/pool_demo.py (the seed's program).
 #include <fmt/core.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "conclab/cli.hpp"
 #include "conclab/clock.hpp"
 #include "conclab/pool.hpp"
 
-int sleep_ms = 2000;  // set from --sleep-ms before the workers are forked
-
-int Foo(int i) {
+// Runs in a worker process. The sleep comes as an argument, as in the Python
+// original: a worker does not see this program's variables (see README).
+int Foo(int i, int sleep_ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
   return i + 100;
 }
@@ -27,6 +28,7 @@ std::atomic<int> callbacks{0};
 
 void Bar(const int& arg) {
   fmt::print("{}\n", arg);  // runs in the pool's result thread of this process
+  std::fflush(stdout);
   ++callbacks;
 }
 
@@ -38,13 +40,15 @@ int main(int argc, char** argv) {
   conclab::add_worker_flags(app, flags);
 
   return conclab::run_main(app, argc, argv, [&] {
-    sleep_ms = flags.sleep_ms;
+    const int sleep_ms = flags.sleep_ms;
     conclab::Stopwatch stopwatch;
     conclab::Pool pool(processes);
-    fmt::print("{}\n", pool.apply(Foo, 1));
-    fmt::print("{}\n", pool.apply_async(Foo, 1).get());
-    for (int i = 0; i < flags.tasks; ++i) pool.apply_async(Foo, std::tuple{i}, Bar);
+    fmt::print("{}\n", pool.apply(Foo, 1, sleep_ms));
+    fmt::print("{}\n", pool.apply_async(Foo, 1, sleep_ms).get());
+    std::fflush(stdout);
+    for (int i = 0; i < flags.tasks; ++i) pool.apply_async(Foo, std::tuple{i, sleep_ms}, Bar);
     fmt::print("end\n");
+    std::fflush(stdout);
     pool.close();
     pool.join();
     fmt::print("model=process-pool processes={} tasks={} sleep_ms={} callbacks={} elapsed_s={:.3f}\n", processes,

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
         fmt::print("task {}: error: {}\n", i, e.what());
         ++failed;
       }
+      std::fflush(stdout);  // each line as its result arrives, even through a pipe
     }
     pool.close();
     pool.join();

@@ -1,25 +1,20 @@
 #include "conclab/pool.hpp"
 
-#include <fcntl.h>
 #include <fmt/core.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <cstring>
-#include <list>
+#include <map>
 
 #include "conclab/clock.hpp"
 #include "conclab/error.hpp"
 #include "conclab/process.hpp"
+#include "forkserver.hpp"
 
 namespace conclab {
 namespace detail {
@@ -38,123 +33,23 @@ int checked_size(std::optional<int> n) {
   return size;
 }
 
-// --- the channel protocol ----------------------------------------------------------
-// Every message, both ways: [u32 kind][u64 length][length bytes].
-enum Kind : std::uint32_t {
-  kTask = 1,         // parent -> worker: [trampoline][fn][encoded arguments]
-  kExit = 2,         // parent -> worker: leave
-  kResult = 3,       // worker -> parent: the encoded result
-  kError = 4,        // worker -> parent: "<type>: <message>" of the exception
-  kInitFailed = 5,   // worker -> parent: the initializer threw; the worker exits
-};
-constexpr std::size_t kHeader = sizeof(std::uint32_t) + sizeof(std::uint64_t);
-
-// How long a waiting worker or manager polls before it sleeps (see spin_recv).
-// (the spin window of clock.hpp; workers inherit it when forked)
-
-void append_frame(std::string& out, Kind kind, std::string_view body) {
-  wire::encode<std::uint32_t>(out, kind);
-  wire::encode<std::uint64_t>(out, body.size());
-  out.append(body);
-}
-
-// Takes one whole frame off the front of `buffer`, if there is one.
-std::optional<std::pair<Kind, std::string>> take_frame(std::string& buffer) {
-  if (buffer.size() < kHeader) return std::nullopt;
-  std::string_view head(buffer.data(), kHeader);
-  auto kind = static_cast<Kind>(wire::decode<std::uint32_t>(head));
-  auto size = wire::decode<std::uint64_t>(head);
-  if (buffer.size() < kHeader + size) return std::nullopt;
-  std::string body = buffer.substr(kHeader, size);
-  buffer.erase(0, kHeader + size);
-  return std::make_pair(kind, std::move(body));
-}
-
-
-// --- the worker process ---------------------------------------------------------------
-
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-// Waits for bytes: first by polling for a short while, then by sleeping in
-// recv. On a virtual machine, waking a sleeping CPU costs tens of
-// microseconds; a task that arrives within the spin is picked up at once.
-ssize_t spin_recv(int fd, char* buffer, std::size_t size) {
-  const auto until = std::chrono::steady_clock::now() + spin_window();
-  do {
-    ssize_t n = ::recv(fd, buffer, size, MSG_DONTWAIT);
-    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return n;
-    ::sched_yield();  // let a runnable thread on this CPU go first
-  } while (std::chrono::steady_clock::now() < until);
-  return ::recv(fd, buffer, size, 0);
-}
-
-// The loop a worker runs until told to exit or the parent goes away. It
-// never returns: the worker leaves with _exit.
-[[noreturn]] void worker_main(int fd, void (*initializer)()) {
-  std::string out;
-  if (initializer) {
-    try {
-      initializer();
-    } catch (...) {
-      append_frame(out, kInitFailed, describe(std::current_exception(), true));
-      write_all(fd, out);
-      std::fflush(nullptr);
-      ::_exit(3);
-    }
-  }
-  std::string in;
-  char buffer[64 * 1024];
-  for (;;) {
-    auto frame = take_frame(in);
-    if (!frame) {
-      ssize_t n = spin_recv(fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // the parent is gone
-      in.append(buffer, static_cast<std::size_t>(n));
-      continue;
-    }
-    auto& [kind, body] = *frame;
-    if (kind != kTask) break;
-    std::string_view view(body);
-    auto trampoline = reinterpret_cast<Trampoline>(wire::decode<std::uintptr_t>(view));
-    auto fn = wire::decode<std::uintptr_t>(view);
-    out.clear();
-    try {
-      std::string result = trampoline(fn, view);
-      append_frame(out, kResult, result);
-    } catch (...) {
-      append_frame(out, kError, describe(std::current_exception(), true));
-    }
-    std::fflush(nullptr);  // what the task printed comes out before its result is known
-    // One result per send, before the next task starts: if this worker dies,
-    // the parent knows the oldest task without a result is the one it was running.
-    if (!write_all(fd, out)) break;
-  }
-  std::fflush(nullptr);
-  ::_exit(0);
-}
-
 }  // namespace
 
 // --- the manager: the pool's result thread ------------------------------------------------
 //
-// One thread owns the workers. It forks them (so that PR_SET_PDEATHSIG ties
-// each worker's life to this thread: if the program dies, the workers die),
-// sends each its tasks over its own socket, reads the results, and watches
-// each worker's pidfd: a worker that dies fails the task it was running and
-// is replaced. Other threads only touch the queue, under the mutex, and wake
-// the manager through an eventfd.
+// One thread owns the workers. It starts the pool's fork server (so that the
+// server, and through it every worker, dies with this thread: if the program
+// dies, the workers die), asks it for workers, sends each its tasks over its
+// own socket, reads the results, and learns from the server when a worker
+// died: a worker that dies fails the task it was running and is replaced.
+// Other threads only touch the queue, under the mutex, and wake the manager
+// through an eventfd. No user code (a callback, a task's completion) ever
+// runs while the mutex is held.
 class PoolManager {
  public:
-  PoolManager(int size, void (*initializer)()) : size_(size), initializer_(initializer) {
+  PoolManager(int size, std::optional<Initializer> initializer) : size_(size) {
+    config_.spin = spin_window();
+    config_.initializer = std::move(initializer);
     wake_.reset(check(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
     thread_ = std::thread([this] { run(); });
     std::unique_lock lock(mutex_);
@@ -177,11 +72,7 @@ class PoolManager {
     bool was_empty;
     {
       std::lock_guard lock(mutex_);
-      if (broken_) {
-        task.on_error(std::make_exception_ptr(TaskError(*broken_)));
-        return;
-      }
-      if (state_ != State::running) throw UsageError("Pool not running");
+      require_running_locked();
       was_empty = queue_.empty();
       queue_.push_back(std::move(task));
     }
@@ -191,8 +82,7 @@ class PoolManager {
 
   void require_running() const {
     std::lock_guard lock(mutex_);
-    if (broken_) throw TaskError(*broken_);
-    if (state_ != State::running) throw UsageError("Pool not running");
+    require_running_locked();
   }
 
   void close() {
@@ -216,6 +106,9 @@ class PoolManager {
       std::lock_guard lock(mutex_);
       if (state_ == State::running) throw UsageError("Pool is still running: close() or terminate() it first");
     }
+    // A callback runs in the manager thread: joining there would wait for itself.
+    if (std::this_thread::get_id() == thread_id_)
+      throw UsageError("Pool.join() from a callback would wait forever: the callback runs in the pool's own thread");
     std::lock_guard join_lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
   }
@@ -227,18 +120,27 @@ class PoolManager {
     return pids_;
   }
 
+  std::optional<pid_t> server_pid() const {
+    std::lock_guard lock(mutex_);
+    return server_pid_;
+  }
+
  private:
   enum class State { running, closed, terminating };
 
   struct Worker {
     pid_t pid = -1;
     unique_fd channel;
-    unique_fd pidfd;
     std::deque<ProcessTask> outstanding;  // sent, no result yet; the front one is running
     std::string in, out;                  // bytes received / still to send
     bool exit_sent = false;
     std::optional<std::string> init_error;
   };
+
+  void require_running_locked() const {
+    if (broken_) throw BrokenPool(*broken_);
+    if (state_ != State::running) throw UsageError("Pool not running");
+  }
 
   // How many tasks a worker holds at once: the one it runs and at least one
   // waiting in its socket, so that it never idles between tasks; with a
@@ -255,38 +157,10 @@ class PoolManager {
   }
 
   void spawn() {
-    int pair[2];
-    check(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), "socketpair");
-    unique_fd parent_end(pair[0]), child_end(pair[1]);
-    const pid_t parent = ::getpid();
-    std::fflush(nullptr);
-    pid_t pid = check(::fork(), "fork");
-    if (pid == 0) {
-      // In the worker: die with the pool, drop every descriptor of the pool's.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      (void)parent_end.release();
-      ::close(pair[0]);
-      ::close(wake_.get());
-      for (auto& w : workers_) {
-        ::close(w.channel.get());
-        ::close(w.pidfd.get());
-      }
-      worker_main(child_end.get(), initializer_);
-    }
+    SpawnedWorker spawned = server_->spawn();
     Worker w;
-    w.pid = pid;
-    w.channel = std::move(parent_end);
-    child_end.reset();
-    check(::fcntl(w.channel.get(), F_SETFL, O_NONBLOCK), "fcntl");
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd < 0) {
-      int err = errno;
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      throw_errno("pidfd_open", err);
-    }
-    w.pidfd.reset(pidfd);
+    w.pid = spawned.pid;
+    w.channel = std::move(spawned.channel);
     workers_.push_back(std::move(w));
     publish_pids();
   }
@@ -295,14 +169,17 @@ class PoolManager {
     std::lock_guard lock(mutex_);
     pids_.clear();
     for (auto& w : workers_) pids_.push_back(w.pid);
+    server_pid_ = server_ ? std::optional(server_->pid()) : std::nullopt;
   }
 
   void run() {
+    thread_id_ = std::this_thread::get_id();
     try {
+      server_.emplace(config_);
       for (int i = 0; i < size_; ++i) spawn();
     } catch (...) {
       start_error_ = std::current_exception();
-      kill_all_and_reap();
+      stop_workers();
     }
     {
       std::lock_guard lock(mutex_);
@@ -313,11 +190,11 @@ class PoolManager {
     try {
       loop();
     } catch (...) {
-      // A system call of the pool itself failed: nothing more can run.
-      std::fprintf(stderr, "Pool: %s\n", describe(std::current_exception(), true).c_str());
-      fail_everything("the pool failed: " + describe(std::current_exception(), true));
-      kill_all_and_reap();
+      // The pool can no longer run tasks: a worker could not be replaced, its
+      // initializer failed, the fork server died, a system call failed.
+      break_pool(describe(std::current_exception()));
     }
+    stop_workers();
   }
 
   void loop() {
@@ -332,8 +209,8 @@ class PoolManager {
         state = state_;
       }
       if (state == State::terminating) {
-        kill_all_and_reap();
-        fail_everything("the pool was terminated");
+        stop_workers();
+        fail_all(TaskError("the pool was terminated"));
         return;
       }
       dispatch(state);
@@ -354,8 +231,8 @@ class PoolManager {
         if (w.exit_sent || w.outstanding.size() >= depth) continue;
         auto& task = pending_.front();
         std::string body;
-        wire::encode(body, reinterpret_cast<std::uintptr_t>(task.trampoline));
-        wire::encode(body, task.fn);
+        encode_ref(body, code_ref_cached(reinterpret_cast<std::uintptr_t>(task.trampoline)));
+        encode_ref(body, code_ref_cached(task.fn));
         body.append(task.args);
         append_frame(w.out, kTask, body);
         w.outstanding.push_back(std::move(task));
@@ -374,13 +251,20 @@ class PoolManager {
     for (auto& w : workers_) flush(w);
   }
 
+  // A function's CodeRef, looked up once (dl_iterate_phdr walks every module).
+  const CodeRef& code_ref_cached(std::uintptr_t address) {
+    auto it = refs_.find(address);
+    if (it == refs_.end()) it = refs_.emplace(address, code_ref(address)).first;
+    return it->second;
+  }
+
   // Sends what the socket takes now; the rest waits for POLLOUT.
   void flush(Worker& w) {
     while (!w.out.empty() && w.channel) {
       ssize_t n = ::send(w.channel.get(), w.out.data(), w.out.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n <= 0) {  // the worker is gone; its pidfd will say how
+      if (n <= 0) {  // the worker is gone; the server will say how
         w.out.clear();
         w.channel.reset();
         return;
@@ -390,19 +274,19 @@ class PoolManager {
   }
 
   void wait_and_handle() {
-    std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
+    std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}, {server_->fd(), POLLIN, 0}};
     for (auto& w : workers_) {
-      fds.push_back({w.pidfd.get(), POLLIN, 0});
       short events = POLLIN;
       if (!w.out.empty()) events |= POLLOUT;
       fds.push_back({w.channel ? w.channel.get() : -1, events, 0});
     }
-    // Poll without sleeping for a short while first (see spin_recv).
-    const auto until = std::chrono::steady_clock::now() + spin_window();
+    // Poll without sleeping for the spin window first (clock.hpp); not at all
+    // when the server already told of a death.
+    const auto until = std::chrono::steady_clock::now() + config_.spin;
     int ready;
     while ((ready = ::poll(fds.data(), fds.size(), 0)) == 0 && std::chrono::steady_clock::now() < until)
       ::sched_yield();
-    if (ready == 0) ready = ::poll(fds.data(), fds.size(), -1);
+    if (ready == 0 && !server_->deaths_waiting()) ready = ::poll(fds.data(), fds.size(), -1);
     if (ready < 0) {
       if (errno == EINTR) return;
       throw_errno("poll");
@@ -414,14 +298,15 @@ class PoolManager {
     // Results first, deaths after: a worker that answered and then died
     // still delivers its answer.
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-      auto& channel = fds[2 + 2 * i];
+      auto& channel = fds[2 + i];
       if (channel.revents & (POLLIN | POLLHUP | POLLERR)) receive(workers_[i]);
       if (channel.revents & POLLOUT) flush(workers_[i]);
     }
-    std::vector<std::size_t> dead;
-    for (std::size_t i = 0; i < workers_.size(); ++i)
-      if (fds[1 + 2 * i].revents) dead.push_back(i);
-    for (auto it = dead.rbegin(); it != dead.rend(); ++it) bury(*it);
+    if (fds[1].revents || server_->deaths_waiting())
+      for (const auto& death : server_->take_deaths()) {
+        auto it = std::find_if(workers_.begin(), workers_.end(), [&](auto& w) { return w.pid == death.pid; });
+        if (it != workers_.end()) bury(static_cast<std::size_t>(it - workers_.begin()), death.wait_status);
+      }
   }
 
   void receive(Worker& w) {
@@ -431,7 +316,7 @@ class PoolManager {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       if (n <= 0) {
-        w.channel.reset();  // closed: the worker is exiting; the pidfd tells when
+        w.channel.reset();  // closed: the worker is exiting; the server tells when
         break;
       }
       w.in.append(buffer, static_cast<std::size_t>(n));
@@ -457,80 +342,94 @@ class PoolManager {
     }
   }
 
-  // Reaps worker `i`, fails the task it was running, puts its other tasks
-  // back at the head of the queue, and replaces it when work remains.
-  void bury(std::size_t i) {
+  // Forgets worker `i` (the server has reaped it), fails the task it was
+  // running, puts its other tasks back at the head of the queue, and
+  // replaces it when work remains. Throws, breaking the pool, when the
+  // worker's initializer failed or no replacement can be started.
+  void bury(std::size_t i, int wait_status) {
     Worker w = std::move(workers_[i]);
     workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(i));
     if (w.channel) receive(w);  // an answer sent just before dying
-    int status = 0;
-    while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    const int code = exitcode_from_status(status);
+    publish_pids();
     if (w.init_error) {
-      std::string message = "Pool initializer failed: " + *w.init_error;
-      {
-        std::lock_guard lock(mutex_);
-        broken_ = message;
-        if (state_ == State::running) state_ = State::closed;
-      }
-      for (auto& t : w.outstanding) pending_.push_front(std::move(t));
-      fail_everything(message);
+      for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) pending_.push_front(std::move(*it));
+      throw std::runtime_error("Pool initializer failed: " + *w.init_error);
     }
     std::optional<ProcessTask> lost;  // the task it was running
-    if (!w.init_error && !w.outstanding.empty()) {
+    if (!w.outstanding.empty()) {
       lost = std::move(w.outstanding.front());
       w.outstanding.pop_front();
       for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) pending_.push_front(std::move(*it));
     }
-    publish_pids();
     bool needed;
     {
       std::lock_guard lock(mutex_);
-      needed = !broken_ && (state_ == State::running || !pending_.empty() || !queue_.empty());
+      needed = state_ == State::running || !pending_.empty() || !queue_.empty();
     }
     // Replace it first, so that whoever learns of the loss finds the pool whole.
+    std::exception_ptr replace_error;
     if (needed && !w.exit_sent && static_cast<int>(workers_.size()) < size_) {
-      spawn();
-      ++replaced_;
+      try {
+        spawn();
+        ++replaced_;
+      } catch (...) {
+        replace_error = std::current_exception();
+      }
     }
+    const std::string how = Process::describe_status(exitcode_from_status(wait_status));
     if (lost)
-      lost->on_error(std::make_exception_ptr(WorkerLost(
-          fmt::format("worker process {} died while running the task: {}", w.pid, Process::describe_status(code)))));
+      lost->on_error(std::make_exception_ptr(
+          WorkerLost(fmt::format("worker process {} died while running the task: {}", w.pid, how))));
+    if (replace_error)
+      throw std::runtime_error(fmt::format("worker process {} died ({}) and could not be replaced: {}", w.pid, how,
+                                           describe(replace_error)));
   }
 
-  void kill_all_and_reap() {
-    for (auto& w : workers_) ::kill(w.pid, SIGKILL);
-    for (auto& w : workers_) {
-      while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
+  // Kills every worker (the server does it when its socket closes) and reaps
+  // the server; the tasks they held go back to pending_.
+  void stop_workers() noexcept {
+    server_.reset();
+    for (auto& w : workers_)
       for (auto& t : w.outstanding) pending_.push_back(std::move(t));
-    }
     workers_.clear();
     publish_pids();
   }
 
-  void fail_everything(const std::string& message) {
+  // The pool can run nothing more: every task submitted and not finished
+  // fails with BrokenPool, and so does every later apply_async.
+  void break_pool(const std::string& why) noexcept {
+    std::string message = "the pool is broken: " + why;
     {
       std::lock_guard lock(mutex_);
-      while (!queue_.empty()) {
-        pending_.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      broken_ = message;
+      if (state_ == State::running) state_ = State::closed;
+    }
+    stop_workers();
+    fail_all(BrokenPool(message));
+  }
+
+  // Fails every task not finished (queued, pending or held by a worker),
+  // outside the lock: a task's error callback may call the pool.
+  template <class Error>
+  void fail_all(const Error& error) noexcept {
+    std::deque<ProcessTask> doomed;
+    {
+      std::lock_guard lock(mutex_);
+      doomed.swap(queue_);
     }
     for (auto& w : workers_)
-      while (!w.outstanding.empty()) {
-        pending_.push_back(std::move(w.outstanding.front()));
-        w.outstanding.pop_front();
-      }
-    for (auto& t : pending_) t.on_error(std::make_exception_ptr(TaskError(message)));
+      for (auto& t : w.outstanding) pending_.push_back(std::move(t));
+    for (auto& w : workers_) w.outstanding.clear();
+    for (auto& t : pending_) doomed.push_back(std::move(t));
     pending_.clear();
+    for (auto& t : doomed) t.on_error(std::make_exception_ptr(error));
   }
 
   const int size_;
-  void (*const initializer_)();
+  WorkerConfig config_;
   unique_fd wake_;
   std::thread thread_;
+  std::thread::id thread_id_;
   std::mutex join_mutex_;
 
   mutable std::mutex mutex_;  // guards the members below, shared with other threads
@@ -541,10 +440,13 @@ class PoolManager {
   std::deque<ProcessTask> queue_;
   std::optional<std::string> broken_;
   std::vector<pid_t> pids_;
+  std::optional<pid_t> server_pid_;
 
   // The manager thread's own.
+  std::optional<ForkServer> server_;
   std::vector<Worker> workers_;
   std::deque<ProcessTask> pending_;
+  std::map<std::uintptr_t, CodeRef> refs_;
   std::atomic<std::size_t> replaced_{0};
 };
 
@@ -553,8 +455,15 @@ class PoolManager {
 // --- Pool ---------------------------------------------------------------------------------
 
 Pool::Pool(std::optional<int> processes, void (*initializer)())
+    : Pool(InitTag{}, processes,
+           initializer ? std::optional(detail::Initializer{&detail::call_task<void>,
+                                                           reinterpret_cast<std::uintptr_t>(initializer),
+                                                           wire::to_bytes(std::tuple<>{})})
+                       : std::nullopt) {}
+
+Pool::Pool(InitTag, std::optional<int> processes, std::optional<detail::Initializer> initializer)
     : processes_(detail::checked_size(processes)),
-      manager_(std::make_unique<detail::PoolManager>(processes_, initializer)) {}
+      manager_(std::make_unique<detail::PoolManager>(processes_, std::move(initializer))) {}
 
 Pool::~Pool() {
   try {
@@ -569,6 +478,7 @@ void Pool::terminate() { manager_->terminate(); }
 void Pool::join() { manager_->join(); }
 std::size_t Pool::workers_replaced() const { return manager_->replaced(); }
 std::vector<pid_t> Pool::worker_pids() const { return manager_->pids(); }
+std::optional<pid_t> Pool::fork_server_pid() const { return manager_->server_pid(); }
 void Pool::require_running() const { manager_->require_running(); }
 void Pool::enqueue(detail::ProcessTask task) { manager_->enqueue(std::move(task)); }
 
@@ -579,10 +489,20 @@ ThreadPool::ThreadPool(std::optional<int> threads, std::function<void()> initial
   int n = threads.value_or(detail::default_size());
   if (n < 1) throw std::invalid_argument("Number of threads must be at least 1");
   threads_.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    threads_.emplace_back([this] { worker_loop(); });
-    threads_.back().set_name(fmt::format("ThreadPool-worker-{}", i + 1));
-    threads_.back().start();
+  try {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] { worker_loop(); });
+      threads_.back().set_name(fmt::format("ThreadPool-worker-{}", i + 1));
+      threads_.back().start();
+    }
+  } catch (const std::exception& e) {
+    // The threads already started wait for work: end them before the members
+    // they use go away, then say which thread could not start.
+    const auto started = threads_.size() - 1;
+    threads_.pop_back();
+    terminate();
+    for (auto& t : threads_) t.join();
+    throw std::runtime_error(fmt::format("ThreadPool: could not start thread {} of {}: {}", started + 1, n, e.what()));
   }
 }
 
@@ -593,18 +513,18 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::require_running() const {
   std::lock_guard lock(mutex_);
-  if (broken_) throw TaskError(*broken_);
+  require_running_locked();
+}
+
+void ThreadPool::require_running_locked() const {
+  if (broken_) throw BrokenPool(*broken_);
   if (state_ != State::running) throw UsageError("Pool not running");
 }
 
 void ThreadPool::enqueue(std::function<void()> job, std::function<void(std::exception_ptr)> fail) {
   {
     std::lock_guard lock(mutex_);
-    if (broken_) {
-      fail(std::make_exception_ptr(TaskError(*broken_)));
-      return;
-    }
-    if (state_ != State::running) throw UsageError("Pool not running");
+    require_running_locked();
     queue_.push_back({std::move(job), std::move(fail)});
   }
   has_work_.notify_one();
@@ -616,7 +536,7 @@ void ThreadPool::worker_loop() {
       initializer_();
     } catch (...) {
       // No worker can be trusted to run tasks: fail them all, now and later.
-      std::string message = "ThreadPool initializer failed: " + describe(std::current_exception(), true);
+      std::string message = "the pool is broken: ThreadPool initializer failed: " + describe(std::current_exception(), true);
       std::deque<Job> dropped;
       {
         std::lock_guard lock(mutex_);
@@ -625,7 +545,7 @@ void ThreadPool::worker_loop() {
         dropped.swap(queue_);
       }
       has_work_.notify_all();
-      for (auto& job : dropped) job.fail(std::make_exception_ptr(TaskError(*broken_)));
+      for (auto& job : dropped) job.fail(std::make_exception_ptr(BrokenPool(message)));
       return;
     }
   }

@@ -49,6 +49,15 @@ class WorkerLost : public TaskError {
   using TaskError::TaskError;
 };
 
+// The pool can run no more tasks (a worker could not be replaced, its
+// initializer failed, its fork server died): every task not finished fails
+// with it, and so does every later apply_async. Python's
+// concurrent.futures calls this BrokenProcessPool.
+class BrokenPool : public TaskError {
+ public:
+  using TaskError::TaskError;
+};
+
 namespace detail {
 
 // Stores R, or nothing for void.

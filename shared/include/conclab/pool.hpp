@@ -290,6 +290,13 @@ struct ProcessTask {
   std::function<void(std::exception_ptr)> on_error;
 };
 
+// A Pool's initializer and its encoded arguments, run once in each worker.
+struct Initializer {
+  Trampoline trampoline;
+  std::uintptr_t fn;
+  std::string args;
+};
+
 // A plain function, or a lambda without captures (unary + gives its pointer).
 template <class F>
 concept PlainFunction = requires(F f) {
@@ -307,6 +314,14 @@ class Pool : public detail::PoolApi<Pool> {
   // `initializer` runs once in each new worker. Throws std::invalid_argument
   // for fewer than one process, as Python raises ValueError.
   explicit Pool(std::optional<int> processes = std::nullopt, void (*initializer)() = nullptr);
+  // Pool(processes, initializer, initargs...): Python's initargs. The
+  // arguments are encoded like a task's (wire.hpp).
+  template <class... P, class... A>
+    requires(sizeof...(P) > 0 && sizeof...(P) == sizeof...(A))
+  Pool(std::optional<int> processes, void (*initializer)(P...), A&&... initargs)
+      : Pool(InitTag{}, processes,
+             detail::Initializer{&detail::call_task<void, P...>, reinterpret_cast<std::uintptr_t>(initializer),
+                                 wire::to_bytes(std::tuple<std::decay_t<P>...>(std::forward<A>(initargs)...))}) {}
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -323,6 +338,8 @@ class Pool : public detail::PoolApi<Pool> {
   [[nodiscard]] std::size_t workers_replaced() const;
   // The pids of the live workers (to watch them, or kill one in a lab).
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
+  // The pid of the fork server the workers come from, while it runs.
+  [[nodiscard]] std::optional<pid_t> fork_server_pid() const;
 
   // The primitives PoolApi builds on.
   template <class R, class F, class... A>
@@ -340,6 +357,9 @@ class Pool : public detail::PoolApi<Pool> {
   void require_running() const;
 
  private:
+  struct InitTag {};
+  Pool(InitTag, std::optional<int> processes, std::optional<detail::Initializer> initializer);
+
   template <class R, class FR, class... P, class... A>
   void submit_fp(FR (*fp)(P...), std::tuple<A...> args, detail::Completion<R> done) {
     using Params = std::tuple<std::decay_t<P>...>;
@@ -426,6 +446,7 @@ class ThreadPool : public detail::PoolApi<ThreadPool> {
       done.value(std::monostate{});
   }
   void enqueue(std::function<void()> job, std::function<void(std::exception_ptr)> fail);
+  void require_running_locked() const;
   void worker_loop();
 
   struct Job {
