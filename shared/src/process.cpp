@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -41,6 +42,7 @@ Process::Process(Process&& other) noexcept
     : target_(std::move(other.target_)),
       name_(std::move(other.name_)),
       daemon_(other.daemon_),
+      pass_fds_(std::move(other.pass_fds_)),
       pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::move(other.pidfd_)),
       exitcode_(other.exitcode_) {}
@@ -51,6 +53,7 @@ Process& Process::operator=(Process&& other) noexcept {
     target_ = std::move(other.target_);
     name_ = std::move(other.name_);
     daemon_ = other.daemon_;
+    pass_fds_ = std::move(other.pass_fds_);
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::move(other.pidfd_);
     exitcode_ = other.exitcode_;
@@ -71,23 +74,57 @@ void Process::finish() noexcept {
   }
 }
 
+namespace {
+
+// Closes every descriptor from 3 up but those in `keep` (sorted). Only
+// close_range(2): async-signal-safe, so it is safe in a child of a threaded parent.
+void close_all_but(const std::vector<int>& keep) noexcept {
+  unsigned next = 3;
+  for (int fd : keep) {
+    const auto u = static_cast<unsigned>(fd);
+    if (u < next) continue;
+    if (u > next) ::close_range(next, u - 1, 0);
+    next = u + 1;
+  }
+  ::close_range(next, ~0U, 0);
+}
+
+// Flushes `f` unless its lock is held: in a child of a threaded parent it may
+// be held by a thread that does not exist here, and would never be released.
+void flush_if_free(FILE* f) noexcept {
+  if (::ftrylockfile(f) != 0) return;
+  std::fflush(f);
+  ::funlockfile(f);
+}
+
+void report_if_free(const std::string& name, const std::string& what) noexcept {
+  if (::ftrylockfile(stderr) != 0) return;
+  std::fprintf(stderr, "Process %s: %s\n", name.c_str(), what.c_str());
+  ::funlockfile(stderr);
+}
+
+}  // namespace
+
 void Process::start() {
   if (pid_ >= 0) throw UsageError(fmt::format("{}: cannot start a process twice", name_));
   // Flush what the parent buffered, or the child would print it again.
   std::fflush(nullptr);
   pid_t pid = check(::fork(), "fork");
   if (pid == 0) {
-    // The child: run the target, flush, and leave with _exit so that no
-    // destructor or atexit handler of the parent's copy runs twice.
+    // The child: drop every descriptor it was not given, run the target,
+    // flush, and leave with _exit so that no destructor or atexit handler of
+    // the parent's copy runs twice.
+    close_all_but(pass_fds_);
     int code = 1;
     try {
       code = target_();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "Process %s: %s\n", name_.c_str(), e.what());
+      report_if_free(name_, e.what());
     } catch (...) {
-      std::fprintf(stderr, "Process %s: unknown exception\n", name_.c_str());
+      report_if_free(name_, "unknown exception");
     }
-    std::fflush(nullptr);
+    flush_if_free(stdout);
+    flush_if_free(stderr);
     ::_exit(code);
   }
   pid_ = pid;
@@ -164,6 +201,15 @@ void Process::kill() { send(SIGKILL); }
 
 Process& Process::set_name(std::string name) {
   name_ = std::move(name);
+  return *this;
+}
+
+Process& Process::set_pass_fds(std::vector<int> fds) {
+  if (pid_ >= 0) throw UsageError(fmt::format("{}: cannot change pass_fds of a started process", name_));
+  for (int fd : fds)
+    if (fd < 0) throw UsageError(fmt::format("{}: pass_fds: {} is not a descriptor", name_, fd));
+  std::sort(fds.begin(), fds.end());
+  pass_fds_ = std::move(fds);
   return *this;
 }
 

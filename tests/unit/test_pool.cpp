@@ -1,6 +1,12 @@
 #include "conclab/pool.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,17 +15,21 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "conclab/process.hpp"
 #include "conclab/wire.hpp"
 
 using namespace std::chrono_literals;
 using conclab::AsyncResult;
+using conclab::BrokenPool;
 using conclab::Pool;
 using conclab::RemoteError;
 using conclab::TaskError;
@@ -53,10 +63,54 @@ void init_worker() { initialized = 42; }
 int read_initialized(int) { return initialized; }
 void failing_init() { throw std::runtime_error("no database"); }
 
-// True when none of `pids` is still a child of ours (all reaped).
-bool all_reaped(const std::vector<pid_t>& pids) {
-  return std::all_of(pids.begin(), pids.end(),
-                     [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) == -1 && errno == ECHILD; });
+int pause_forever(int) {
+  for (;;) ::pause();
+}
+// Tells the test, through a FIFO, that the task runs; then waits to be killed.
+int announce_and_pause(std::string fifo) {
+  int fd = ::open(fifo.c_str(), O_WRONLY);
+  if (fd < 0 || ::write(fd, "x", 1) != 1) return -1;
+  ::close(fd);
+  return pause_forever(0);
+}
+// The descriptors open in the calling process, but the one that lists them.
+std::vector<int> open_descriptors(int) {
+  std::vector<int> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return {-1};
+  while (dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.' && std::atoi(e->d_name) != ::dirfd(dir)) fds.push_back(std::atoi(e->d_name));
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  return fds;
+}
+
+// A lock of the program's own, taken by tasks in the workers.
+std::mutex program_lock;
+int lock_and_print(int i) {
+  std::lock_guard guard(program_lock);
+  std::printf("task %d ran in worker %d\n", i, static_cast<int>(::getpid()));
+  std::fflush(stdout);
+  return i;
+}
+
+// True when none of `pids` exists any more: every worker was reaped (by the
+// pool's fork server, itself reaped by the pool), none is left as a zombie.
+bool all_gone(const std::vector<pid_t>& pids) {
+  return std::all_of(pids.begin(), pids.end(), [](pid_t p) { return ::kill(p, 0) == -1 && errno == ESRCH; });
+}
+
+// Runs `body` in a child process (its own pool, its own limits) and returns
+// its exit code; -1 when it had to be killed after `deadline` (a hang).
+int in_child(int (*body)(), std::chrono::seconds deadline = 60s) {
+  conclab::Process p(body);
+  p.start();
+  if (!p.join(deadline)) {
+    p.kill();
+    p.join();
+    return -1;
+  }
+  return *p.exitcode();
 }
 }  // namespace
 
@@ -178,14 +232,19 @@ TEST(Pool, OnlyTheRunningTaskFailsWhenItsWorkerDies) {
 }
 
 TEST(Pool, KillingAWorkerFromOutside) {
+  auto fifo = (std::filesystem::temp_directory_path() / ("conclab-test-" + std::to_string(::getpid()))).string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  conclab::unique_fd started(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK));
   Pool pool(2);
-  auto r = pool.apply_async(slow, 5000);
-  std::this_thread::sleep_for(100ms);  // let it start
+  auto r = pool.apply_async(announce_and_pause, fifo);
+  pollfd p{started.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10'000), 1) << "the task did not start";  // it runs now
+  ::unlink(fifo.c_str());
   auto killed = pool.worker_pids();
   for (pid_t pid : killed) ::kill(pid, SIGKILL);
   EXPECT_THROW(r.get(10s), WorkerLost);
   EXPECT_EQ(pool.apply(add100, 0), 100);
-  EXPECT_TRUE(all_reaped(killed));  // the dead workers left no zombie
+  EXPECT_TRUE(all_gone(killed));  // the dead workers left no zombie
 }
 
 TEST(Pool, CallbackThatThrowsIsReportedAndThePoolCarriesOn) {
@@ -216,6 +275,11 @@ TEST(Pool, FailingInitializerFailsTasksInsteadOfLooping) {
   EXPECT_THROW((void)pool.apply_async(add100, 1).get(10s), TaskError);
 }
 
+TEST(Pool, InitializerWithArguments) {
+  Pool pool(2, +[](int a, std::string b) { initialized = a + static_cast<int>(b.size()); }, 40, std::string("xy"));
+  EXPECT_EQ(pool.apply(read_initialized, 0), 42);
+}
+
 TEST(Pool, MisuseIsReported) {
   EXPECT_THROW(Pool(0), std::invalid_argument);
   EXPECT_THROW(Pool(-3), std::invalid_argument);
@@ -241,20 +305,22 @@ TEST(Pool, GetWithTimeout) {
 
 TEST(Pool, TerminateFailsUnfinishedTasksAndLeavesNoWorker) {
   std::vector<pid_t> pids;
-  auto start = std::chrono::steady_clock::now();
+  std::optional<pid_t> server;
   {
     Pool pool(2);
     std::vector<AsyncResult<int>> results;
-    for (int i = 0; i < 6; ++i) results.push_back(pool.apply_async(slow, 2000));
-    std::this_thread::sleep_for(50ms);
+    // Tasks that never end: join() returns only because terminate() kills.
+    for (int i = 0; i < 6; ++i) results.push_back(pool.apply_async(pause_forever, 0));
     pids = pool.worker_pids();
+    server = pool.fork_server_pid();
     pool.terminate();
     pool.join();
     for (auto& r : results) EXPECT_THROW(r.get(), TaskError);
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
   EXPECT_EQ(pids.size(), 2u);
-  EXPECT_TRUE(all_reaped(pids));
+  ASSERT_TRUE(server.has_value());
+  pids.push_back(*server);
+  EXPECT_TRUE(all_gone(pids));
 }
 
 TEST(Pool, DestructorClosesAndJoins) {
@@ -269,7 +335,7 @@ TEST(Pool, DestructorClosesAndJoins) {
   keep = &*r;
   EXPECT_TRUE(keep->ready());
   EXPECT_EQ(keep->get(), 100);
-  EXPECT_TRUE(all_reaped(pids));
+  EXPECT_TRUE(all_gone(pids));
 }
 
 // --- ThreadPool ---------------------------------------------------------------------------
@@ -324,10 +390,220 @@ TEST(ThreadPool, FailingInitializerFailsTasks) {
 
 TEST(Pool, FewTasksSpreadOverTheWorkers) {
   Pool pool(3);
-  pool.map(add100, std::vector<int>{1, 2, 3});  // every worker up
-  auto start = std::chrono::steady_clock::now();
-  auto results = pool.map(slow, std::vector<int>{300, 300, 300}, 1);
-  // Three workers, three tasks: about 0.3 s, not 0.6 s with two queued on one worker.
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 550ms);
-  EXPECT_EQ(results, (std::vector<int>{300, 300, 300}));
+  // Three workers, three tasks: one each, not two queued behind one worker.
+  auto pids = pool.map(my_pid, std::vector<int>{1, 2, 3}, 1);
+  EXPECT_EQ(std::set<pid_t>(pids.begin(), pids.end()).size(), 3u);
+}
+
+// --- issue 6: fork safety, descriptors, failure paths, callbacks outside locks ------------
+
+// Another thread of this program holds a lock of its own and stdout's lock
+// while the workers are started and while one is replaced. Forked from this
+// threaded process, a worker would inherit both locks held forever and hang
+// in its first task; from the single-threaded fork server, it runs.
+TEST(Pool, WorkersRunWhileAnotherThreadHoldsLocks) {
+  std::promise<void> holding, release;
+  std::thread holder([&, done = release.get_future()] {
+    std::lock_guard guard(program_lock);
+    ::flockfile(stdout);
+    holding.set_value();
+    done.wait();
+    ::funlockfile(stdout);
+  });
+  holding.get_future().wait();
+  {
+    Pool pool(2);  // started now
+    EXPECT_EQ(pool.apply_async(lock_and_print, 1).get(10s), 1);
+    EXPECT_THROW(pool.apply_async(kill_self, 0).get(10s), WorkerLost);  // a worker is replaced now
+    EXPECT_EQ(pool.workers_replaced(), 1u);
+    auto all = pool.map_async(lock_and_print, std::vector<int>{2, 3, 4, 5, 6, 7}, 1);
+    EXPECT_EQ(all.get(10s), (std::vector<int>{2, 3, 4, 5, 6, 7}));
+    pool.terminate();  // whatever happened, do not wait for a hung worker
+  }
+  release.set_value();
+  holder.join();
+}
+
+TEST(Pool, WorkersInheritNoStrayDescriptor) {
+  conclab::unique_fd stray(::open("/dev/null", O_RDONLY));  // no O_CLOEXEC
+  ASSERT_TRUE(stray);
+  Pool other(1);  // another pool's channels must not reach this one's workers either
+  Pool pool(2);
+  for (int i = 0; i < 2; ++i)  // 0, 1, 2, and the worker's own channel
+    EXPECT_EQ(pool.apply_async(open_descriptors, 0).get(10s), (std::vector<int>{0, 1, 2, 3}));
+}
+
+// A dead worker that cannot be replaced: its task fails with WorkerLost,
+// every other task with BrokenPool, and so does every later apply_async;
+// nothing waits forever. The pool is made to fail for real: the process is
+// at its descriptor limit, so the replacement's channel cannot arrive.
+int replacement_fails() {
+  Pool pool(1);
+  if (pool.apply(add100, 1) != 101) return 10;
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = 3;  // no new descriptor from now on
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return 11;
+  auto lost = pool.apply_async(kill_self, 0);
+  auto waiting = pool.apply_async(add100, 2);  // in the dying worker's socket, behind it
+  try {
+    (void)lost.get(20s);
+    return 12;
+  } catch (const WorkerLost&) {
+  } catch (...) {
+    return 13;  // TimeoutError: the lost task was never failed
+  }
+  try {
+    (void)waiting.get(20s);
+    return 14;
+  } catch (const BrokenPool& e) {
+    if (std::string(e.what()).find("could not be replaced") == std::string::npos) return 15;
+  } catch (...) {
+    return 16;
+  }
+  try {
+    (void)pool.apply_async(add100, 3);
+    return 17;  // the pool looked open
+  } catch (const BrokenPool&) {
+  }
+  pool.close();
+  pool.join();
+  return 0;
+}
+
+TEST(Pool, AWorkerThatCannotBeReplacedBreaksThePool) {
+  EXPECT_EQ(in_child(replacement_fails), 0) << "see the return codes in replacement_fails (-1: it hung)";
+}
+
+// The fork server dies (the manager's loop fails): every task fails, the pool
+// refuses new ones, close() and join() return.
+TEST(Pool, AFailedManagerLoopBreaksThePool) {
+  Pool pool(2);
+  auto running = pool.apply_async(pause_forever, 0);
+  auto server = pool.fork_server_pid();
+  ASSERT_TRUE(server.has_value());
+  ASSERT_EQ(::kill(*server, SIGKILL), 0);
+  EXPECT_THROW((void)running.get(10s), TaskError);  // WorkerLost or BrokenPool, whichever the pool saw first
+  // The pool knows it is broken by now, or very soon: wait for that, boundedly.
+  bool refused = false;
+  for (int i = 0; i < 1000 && !refused; ++i) {
+    try {
+      (void)pool.apply_async(add100, 1).get(10s);
+    } catch (const BrokenPool& e) {
+      refused = std::string(e.what()).find("fork server") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_THROW((void)pool.apply_async(add100, 1), BrokenPool);
+  pool.close();
+  pool.join();
+  EXPECT_TRUE(all_gone({*server}));
+}
+
+// Callbacks run with no pool lock held: an error callback may submit another
+// task, or close the pool.
+TEST(Pool, AnErrorCallbackMayCallThePool) {
+  Pool pool(1);
+  std::promise<int> again;
+  pool.apply_async(fails, std::tuple{1}, [](const int&) {}, [&](const std::exception&) {
+    pool.apply_async(add100, std::tuple{1}, [&](const int& v) { again.set_value(v); });
+    pool.close();
+  });
+  auto f = again.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "the callback did not get through (deadlock?)";
+  EXPECT_EQ(f.get(), 101);
+  pool.join();
+}
+
+// A broken pool used to fail a new task by calling its error callback under
+// the pool's lock; a callback that called the pool then deadlocked. Now
+// apply_async throws BrokenPool, and tasks failed by the break call their
+// callbacks with no lock held.
+TEST(Pool, ABrokenPoolNeverCallsBackUnderItsLock) {
+  Pool pool(2, failing_init);
+  EXPECT_THROW((void)pool.apply_async(add100, 1).get(10s), BrokenPool);  // broken now
+  std::atomic<int> refused{0};
+  conclab::Thread submitter([&] {
+    for (int i = 0; i < 5; ++i) {
+      try {
+        pool.apply_async(add100, std::tuple{i}, [](const int&) {}, [&](const std::exception&) {
+          (void)pool.apply_async(add100, 1);  // would deadlock under the lock
+        });
+      } catch (const BrokenPool&) {
+        ++refused;
+      }
+    }
+  });
+  submitter.start();
+  ASSERT_TRUE(submitter.join(10s)) << "deadlock: a callback ran under the pool's lock";
+  EXPECT_EQ(refused, 5);
+}
+
+TEST(Pool, JoinFromACallbackIsRefused) {
+  Pool pool(1);
+  std::promise<std::string> said;
+  pool.apply_async(add100, std::tuple{1}, [&](const int&) {
+    pool.close();
+    try {
+      pool.join();
+      said.set_value("joined");
+    } catch (const UsageError& e) {
+      said.set_value(e.what());
+    }
+  });
+  auto f = said.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_NE(f.get().find("callback"), std::string::npos);
+  pool.join();
+}
+
+// get() returns a value of its own: binding it to a reference cannot dangle.
+TEST(Pool, GetReturnsAValueNotAReferenceIntoTheResult) {
+  static_assert(!std::is_reference_v<decltype(std::declval<const AsyncResult<std::string>&>().get())>);
+  static_assert(!std::is_reference_v<decltype(std::declval<const AsyncResult<std::string>&>().get(1s))>);
+  Pool pool(1);
+  const auto& v = pool.apply_async(shout, std::string(64, 'a'), 2).get();  // the AsyncResult is gone after this line
+  EXPECT_EQ(v.size(), 130u);
+  ThreadPool threads(1);
+  const auto& w = threads.apply_async([] { return std::vector<int>(1000, 7); }).get();
+  EXPECT_EQ(w.back(), 7);
+}
+
+// A ThreadPool whose k-th thread cannot start throws from its constructor,
+// after ending the threads it started (it used to hang joining them). The
+// limit is real: RLIMIT_NPROC, which binds an unprivileged user only.
+int thread_start_fails() {
+  constexpr uid_t kNobody = 65534;
+  if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 20;
+  ::prctl(PR_SET_DUMPABLE, 1);  // setuid made /proc/self root's: count ourselves too
+  // The threads (tasks) nobody runs right now, anywhere on the machine.
+  rlim_t running = 0;
+  std::error_code ec;
+  for (auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    std::error_code ec2;
+    for (auto& task : std::filesystem::directory_iterator(proc.path() / "task", ec2)) {
+      struct stat st {};
+      if (::stat(task.path().c_str(), &st) == 0 && st.st_uid == kNobody) ++running;
+    }
+  }
+  rlimit limit{running + 2, running + 2};  // room for a thread or two, not six
+  if (::setrlimit(RLIMIT_NPROC, &limit) != 0) return 21;
+  try {
+    ThreadPool pool(6);
+    return 22;
+  } catch (const std::runtime_error& e) {
+    // "ThreadPool: could not start thread K of 6: ..." with K > 1: some had started.
+    const std::string what = e.what();
+    const auto at = what.find("could not start thread ");
+    const int k = at == std::string::npos ? 0 : std::atoi(what.c_str() + at + 23);
+    if (k < 2 || what.find(" of 6: ") == std::string::npos) {
+      std::fprintf(stderr, "unexpected message: %s\n", e.what());
+      return 23;
+    }
+  }
+  return 0;
+}
+
+TEST(ThreadPool, AThreadThatCannotStartFailsTheConstructor) {
+  EXPECT_EQ(in_child(thread_start_fails), 0) << "see the return codes in thread_start_fails (-1: it hung)";
 }

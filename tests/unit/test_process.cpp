@@ -1,5 +1,6 @@
 #include "conclab/process.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,14 +30,31 @@ TEST(Process, RunsTheTargetInAChildWithItsArguments) {
   std::array<int, 2> fds{};
   ASSERT_EQ(::pipe(fds.data()), 0);
   conclab::unique_fd r(fds[0]), w(fds[1]);
-  Process p([&](int a, int b) { ASSERT_EQ(::write(w.get(), std::to_string(a + b).c_str(), 2), 2); }, 40, 2);
+  // The child reports through its exit code: an ASSERT there would be lost.
+  Process p([&](int a, int b) { return ::write(w.get(), std::to_string(a + b).c_str(), 2) == 2 ? 0 : 7; }, 40, 2);
+  p.set_pass_fds({w.get()});
   p.start();
   p.join();
+  EXPECT_EQ(p.exitcode(), 0);
   char buf[3] = {};
   ASSERT_EQ(::read(r.get(), buf, 2), 2);
   EXPECT_STREQ(buf, "42");
-  EXPECT_EQ(p.exitcode(), 0);
   EXPECT_NE(p.pid().value(), ::getpid());
+}
+
+// Issue 6: a child closes every descriptor it was not given (close_range), so
+// a listening socket or another pool's channel never leaks into it.
+TEST(Process, ChildKeepsOnlyTheDescriptorsItIsGiven) {
+  conclab::unique_fd stray(::open("/dev/null", O_RDONLY));  // no O_CLOEXEC: fork alone would keep it
+  conclab::unique_fd given(::open("/dev/null", O_RDONLY));
+  ASSERT_TRUE(stray && given);
+  auto is_open = [](int fd) { return ::fcntl(fd, F_GETFD) != -1; };
+  Process p([&] { return (is_open(stray.get()) ? 1 : 0) | (is_open(given.get()) ? 0 : 2) | (is_open(2) ? 0 : 4); });
+  p.set_pass_fds({given.get()});
+  p.start();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0) << "1: a stray descriptor leaked into the child; 2: the given one was closed; 4: stderr";
+  EXPECT_THROW(Process([] {}).set_pass_fds({-1}), UsageError);
 }
 
 TEST(Process, ChildChangesDoNotReachTheParent) {
@@ -85,12 +103,21 @@ TEST(Process, KilledChildReportsTheSignal) {
 }
 
 TEST(Process, JoinWithTimeoutReportsWhetherTheChildEnded) {
-  Process p([] { ::usleep(300'000); });
+  // The child waits for the parent's word, so it cannot end before it is told.
+  std::array<int, 2> fds{};
+  ASSERT_EQ(::pipe(fds.data()), 0);
+  conclab::unique_fd r(fds[0]), w(fds[1]);
+  Process p([&] {
+    char c;
+    return ::read(r.get(), &c, 1) == 1 ? 0 : 5;
+  });
+  p.set_pass_fds({r.get()});
   p.start();
   auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(p.join(50ms));
   EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
   EXPECT_FALSE(p.exitcode().has_value());
+  ASSERT_EQ(::write(w.get(), "x", 1), 1);
   EXPECT_TRUE(p.join(10s));
   EXPECT_EQ(p.exitcode(), 0);
   EXPECT_FALSE(p.is_alive());

@@ -126,15 +126,17 @@ class AsyncResult {
  public:
   explicit AsyncResult(std::shared_ptr<detail::ResultState<R>> state) : state_(std::move(state)) {}
 
-  // Waits for the result and returns it; rethrows the task's error
-  // (RemoteError, WorkerLost, ...).
-  decltype(auto) get() const {
+  // Waits for the result and returns a copy of it (so that
+  // `const auto& v = pool.apply_async(f, 1).get();` holds its own value, not
+  // a reference into a result that is gone at the end of the line); rethrows
+  // the task's error (RemoteError, WorkerLost, BrokenPool, ...).
+  R get() const {
     state_->wait();
     return result();
   }
   // The same, throwing TimeoutError when `timeout` passes first.
   template <class Rep, class Period>
-  decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
+  R get(std::chrono::duration<Rep, Period> timeout) const {
     if (!wait(timeout)) throw TimeoutError("AsyncResult.get: timed out");
     return result();
   }
@@ -153,9 +155,9 @@ class AsyncResult {
   }
 
  private:
-  decltype(auto) result() const {
+  R result() const {
     if (auto e = state_->error()) std::rethrow_exception(e);
-    if constexpr (!std::is_void_v<R>) return static_cast<const R&>(*state_->slot().value);
+    if constexpr (!std::is_void_v<R>) return *state_->slot().value;
   }
   std::shared_ptr<detail::ResultState<R>> state_;
 };

@@ -12,9 +12,26 @@
 //   - join(timeout) returns whether the process ended;
 //   - stdout and stderr are flushed before fork, so buffered output is not
 //     printed twice (once by the parent, once by the child);
+//   - the child closes every descriptor but 0, 1, 2 and those named with
+//     set_pass_fds() (Python's subprocess pass_fds) as its first step, so a
+//     listening socket or a pool's channel never leaks into it;
 //   - the destructor of a started, unjoined Process joins it (a daemon one is
 //     killed first), so a Process never leaves a zombie behind.
 // A Process object is used by one thread at a time.
+//
+// What a target may do. The child is made with fork() and runs the target
+// directly (Python's "fork" start method). Only the thread that called
+// start() exists in the child. In a single-threaded program the child may do
+// anything. In a program with other threads, a lock one of them held at the
+// moment of fork() (a mutex of the program, the lock of a stdio FILE while
+// it printed, a lock inside a library) stays locked in the child forever,
+// and the child hangs if it takes it. There, a target should use only
+// async-signal-safe calls (write, read, _exit, ...; see signal-safety(7)) and
+// what it knows no other thread locks, or exec another program. conclab's
+// own code in the child does no more than that: it closes descriptors, runs
+// the target, flushes stdout and stderr only if their locks are free, and
+// leaves with _exit. conclab's Pool does not fork from its threads at all: its
+// workers come from a single-threaded fork server (pool.hpp).
 #pragma once
 
 #include <sys/types.h>
@@ -26,6 +43,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "conclab/error.hpp"
 #include "conclab/fd.hpp"
@@ -91,6 +109,9 @@ class Process {
   // Throws UsageError once started. A daemon child is killed when its
   // Process object is destroyed (Python kills daemon children at exit).
   Process& set_daemon(bool daemon);
+  // Descriptors the child keeps open besides 0, 1 and 2 (a pipe's end, a
+  // connection to serve). Throws UsageError once started, or for a negative fd.
+  Process& set_pass_fds(std::vector<int> fds);
 
   // "signal 9 (Killed)" or "exit status 3": how the child ended, for messages.
   [[nodiscard]] static std::string describe_status(int exitcode);
@@ -105,6 +126,7 @@ class Process {
   std::function<int()> target_;
   std::string name_;
   bool daemon_ = false;
+  std::vector<int> pass_fds_;  // sorted
   pid_t pid_ = -1;
   unique_fd pidfd_;  // opened by join(timeout): readable when the child ends
   std::optional<int> exitcode_;
