@@ -9,22 +9,45 @@
 //   pool.map(foo, items);  pool.imap(foo, items);  pool.imap_unordered(foo, items, 4);
 //   pool.close(); pool.join();                      // or terminate()
 //
-// Pool (processes). Workers are forked, so a task is a plain function or a
-// lambda without captures (it crosses to the worker by address: every worker
-// is a fork of this very program), and its arguments and result are encoded
-// by conclab/wire.hpp (trivially copyable types, std::string, and vectors,
-// pairs and tuples of them). Python's defects fixed:
+// Pool (processes). Where the workers come from: a Pool never forks them
+// from this process, which has threads (the pool's own result thread, and
+// often the program's). After fork() only the forking thread exists in the
+// child, and any lock another thread held at that moment — a mutex of the
+// program, the lock of a stdio FILE in the middle of a printf, a lock inside
+// a library — stays locked there forever: a worker would hang, alive, where
+// no death watch can see it. So the pool starts a fork server, as CPython's
+// "forkserver" start method does: posix_spawn() runs this very program again
+// (/proc/self/exe, a fresh image with one thread), and before main() conclab
+// turns that copy into a server that forks the workers on request, hands the
+// pool each worker's socket and reports each worker's death with its exit
+// status. Every child keeps only 0, 1, 2 and its own socket (close_range),
+// so no descriptor of the program leaks into a worker. Consequences:
+//   - a task is a plain function or a lambda without captures: it is found in
+//     the worker's copy of the program by its module and offset. Its
+//     arguments and result are encoded by conclab/wire.hpp (values, strings,
+//     vectors, pairs, tuples; no pointers);
+//   - a worker sees the program's globals as they are when the program starts
+//     (after static initialisation), not as this process has changed them:
+//     pass what a task needs as arguments, or set it in the initializer
+//     with initargs (Python's Pool(n, initializer, initargs) works the same
+//     under the forkserver and spawn start methods);
+//   - starting a pool costs one exec of the program (a few milliseconds).
+// Python's defects fixed:
 //   - a worker that dies (SIGKILL, abort, _exit) fails the task it was
 //     running with WorkerLost naming the exit status or signal, is replaced,
 //     and the pool carries on; CPython's Pool hangs forever (gh-66587). Each
 //     worker has its own channel, so the pool always knows which task a
 //     worker was running;
+//   - when the pool itself cannot go on (a worker cannot be replaced, the
+//     initializer fails, the fork server dies), every unfinished task fails
+//     with BrokenPool and so does every later apply_async: no get() waits
+//     forever;
 //   - an exception in a task comes back from get() as RemoteError carrying
 //     "<type>: <message>";
-//   - a callback that throws is reported on stderr and the pool carries on
-//     (in CPython it kills the result-handler thread);
-//   - an initializer that throws fails the pool's tasks with its message
-//     instead of respawning workers forever.
+//   - callbacks run in the pool's result thread with no lock of the pool
+//     held, so a callback may submit tasks or close the pool; a callback that
+//     throws is reported on stderr and the pool carries on (in CPython it
+//     kills the result-handler thread).
 // The destructor closes and joins: every task submitted runs to the end.
 // CPython's `with Pool()` terminates instead, silently dropping work the
 // program asked for; call terminate() when that is what you want.
@@ -312,7 +335,8 @@ class Pool : public detail::PoolApi<Pool> {
  public:
   // Pool(processes, initializer): `processes` workers (default: one per CPU);
   // `initializer` runs once in each new worker. Throws std::invalid_argument
-  // for fewer than one process, as Python raises ValueError.
+  // for fewer than one process, as Python raises ValueError, and
+  // std::system_error when the fork server or a worker cannot be started.
   explicit Pool(std::optional<int> processes = std::nullopt, void (*initializer)() = nullptr);
   // Pool(processes, initializer, initargs...): Python's initargs. The
   // arguments are encoded like a task's (wire.hpp).
@@ -330,7 +354,8 @@ class Pool : public detail::PoolApi<Pool> {
   void close();
   // Kills the workers now; tasks not yet finished fail with TaskError.
   void terminate();
-  // Waits for the workers to exit. UsageError before close() or terminate().
+  // Waits for the workers to exit. UsageError before close() or terminate(),
+  // or from a callback (it runs in the pool's own thread: it would wait forever).
   void join();
 
   [[nodiscard]] int size() const { return processes_; }
