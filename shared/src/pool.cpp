@@ -210,7 +210,7 @@ class PoolManager {
       }
       if (state == State::terminating) {
         stop_workers();
-        fail_all(TaskError("the pool was terminated"));
+        fail_all<TaskError>("the pool was terminated");
         return;
       }
       dispatch(state);
@@ -405,13 +405,15 @@ class PoolManager {
       if (state_ == State::running) state_ = State::closed;
     }
     stop_workers();
-    fail_all(BrokenPool(message));
+    fail_all<BrokenPool>(message);
   }
 
   // Fails every task not finished (queued, pending or held by a worker),
-  // outside the lock: a task's error callback may call the pool.
+  // outside the lock: a task's error callback may call the pool. Each task
+  // gets an exception of its own: copies of one would share its message
+  // buffer (libstdc++ counts the references where TSan cannot see it).
   template <class Error>
-  void fail_all(const Error& error) noexcept {
+  void fail_all(const std::string& message) noexcept {
     std::deque<ProcessTask> doomed;
     {
       std::lock_guard lock(mutex_);
@@ -422,7 +424,7 @@ class PoolManager {
     for (auto& w : workers_) w.outstanding.clear();
     for (auto& t : pending_) doomed.push_back(std::move(t));
     pending_.clear();
-    for (auto& t : doomed) t.on_error(std::make_exception_ptr(error));
+    for (auto& t : doomed) t.on_error(std::make_exception_ptr(Error(message)));
   }
 
   const int size_;
