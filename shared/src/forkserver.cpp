@@ -354,6 +354,21 @@ CodeRef decode_ref(std::string_view& in) {
 // --- the pool's side ------------------------------------------------------------------------
 
 ForkServer::ForkServer(const WorkerConfig& config) {
+  // The configuration first: nothing to clean up if it cannot be encoded.
+  std::string body;
+  wire::encode<std::uint32_t>(body, kConfig);
+  wire::encode<std::int64_t>(body, config.spin.count());
+  wire::encode<std::uint8_t>(body, config.initializer ? 1 : 0);
+  if (config.initializer) {
+    std::string refs;
+    encode_ref(refs, code_ref(reinterpret_cast<std::uintptr_t>(config.initializer->trampoline)));
+    encode_ref(refs, code_ref(config.initializer->fn));
+    wire::encode(body, refs);
+    wire::encode(body, config.initializer->args);
+  }
+  if (body.size() > kMaxServerMessage)
+    throw std::invalid_argument("Pool: the initializer's arguments are too large (64 KiB at most)");
+
   int pair[2];
   check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
   channel_.reset(pair[0]);
@@ -391,21 +406,6 @@ ForkServer::ForkServer(const WorkerConfig& config) {
   if (rc != 0) throw_errno("posix_spawn", rc);
   server_end.reset();
 
-  std::string body;
-  wire::encode<std::uint32_t>(body, kConfig);
-  wire::encode<std::int64_t>(body, config.spin.count());
-  wire::encode<std::uint8_t>(body, config.initializer ? 1 : 0);
-  if (config.initializer) {
-    std::string refs;
-    encode_ref(refs, code_ref(reinterpret_cast<std::uintptr_t>(config.initializer->trampoline)));
-    encode_ref(refs, code_ref(config.initializer->fn));
-    wire::encode(body, refs);
-    wire::encode(body, config.initializer->args);
-  }
-  if (body.size() > kMaxServerMessage) {
-    stop();
-    throw std::invalid_argument("Pool: the initializer's arguments are too large (64 KiB at most)");
-  }
   if (!send_message(channel_.get(), body)) {
     int err = errno;
     stop();

@@ -491,20 +491,19 @@ ThreadPool::ThreadPool(std::optional<int> threads, std::function<void()> initial
   int n = threads.value_or(detail::default_size());
   if (n < 1) throw std::invalid_argument("Number of threads must be at least 1");
   threads_.reserve(static_cast<std::size_t>(n));
-  try {
-    for (int i = 0; i < n; ++i) {
-      threads_.emplace_back([this] { worker_loop(); });
-      threads_.back().set_name(fmt::format("ThreadPool-worker-{}", i + 1));
-      threads_.back().start();
+  for (int i = 0; i < n; ++i) {
+    Thread& thread = threads_.emplace_back([this] { worker_loop(); });
+    thread.set_name(fmt::format("ThreadPool-worker-{}", i + 1));
+    try {
+      thread.start();
+    } catch (const std::exception& e) {
+      // The threads already started wait for work: end them before the
+      // members they use go away, then say which thread could not start.
+      threads_.pop_back();
+      terminate();
+      for (auto& t : threads_) t.join();
+      throw std::runtime_error(fmt::format("ThreadPool: could not start thread {} of {}: {}", i + 1, n, e.what()));
     }
-  } catch (const std::exception& e) {
-    // The threads already started wait for work: end them before the members
-    // they use go away, then say which thread could not start.
-    const auto started = threads_.size() - 1;
-    threads_.pop_back();
-    terminate();
-    for (auto& t : threads_) t.join();
-    throw std::runtime_error(fmt::format("ThreadPool: could not start thread {} of {}: {}", started + 1, n, e.what()));
   }
 }
 
