@@ -1,5 +1,3 @@
-#include "conclab/shm.hpp"
-
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "conclab/process.hpp"
+#include "conclab/shm.hpp"
 
 using conclab::FixedString;
 using conclab::Process;
@@ -88,6 +87,8 @@ struct Record {
 };
 }  // namespace
 
+template <>
+inline constexpr bool conclab::portable<Record> = true;  // plain values only
 
 TEST(SharedArray, ChildrenWritesAreSeenByTheParent) {
   SharedArray<int> temp{11, 22, 33, 44};  // the seed's Array('i', [11,22,33,44])
@@ -289,7 +290,8 @@ std::string check_after_kill(SharedDict<int, Record>& dic, long done, unsigned s
     if (record.key != key || record != Record::make(key, record.n))
       return "key " + std::to_string(key) + " holds a record no set() wrote";
   }
-  if (dic.size() != items.size()) return "size() " + std::to_string(dic.size()) + " != items() " + std::to_string(items.size());
+  if (dic.size() != items.size())
+    return "size() " + std::to_string(dic.size()) + " != items() " + std::to_string(items.size());
   std::map<int, Record> model;
   Ops ops(seed);
   for (long n = 0; n < done; ++n) run_op(model, ops.next());

@@ -14,17 +14,19 @@
 // that maps it exits. Consequence: only the creating process and children it
 // forks afterwards can share it; unrelated processes cannot open it by name.
 //
-// Elements, keys and values must be trivially copyable (integers, doubles,
-// structs of them, FixedString<N>): a std::string would point into one
-// process's heap. The locks are robust process-shared mutexes: a child that
-// dies while holding one does not hang the others.
+// Elements, keys and values must be portable (conclab/portable.hpp):
+// numbers, enums, FixedString<N>, arrays of them, structs of them that opt
+// in. A std::string or a const char* would point into one process's memory,
+// so they do not compile. The locks are robust process-shared mutexes: a
+// child that dies while holding one does not hang the others.
 #pragma once
 
+#include <fmt/format.h>
 #include <pthread.h>
 
-#include <boost/interprocess/managed_shared_memory.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/interprocess/managed_shared_memory.hpp>
 #include <concepts>
 #include <cstddef>
 #include <cstring>
@@ -35,17 +37,13 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
+#include "conclab/portable.hpp"
 
 namespace conclab {
-
-template <class T>
-concept Shareable = std::is_trivially_copyable_v<T>;
 
 // A lock that works across processes (Array.get_lock() in Python). Robust: if
 // the process holding it dies, the next lock() takes it over instead of
@@ -71,29 +69,6 @@ class ProcessLock {
   void after_lock(int rc, const char* call);
   pthread_mutex_t mutex_;
   bool owner_died_ = false;
-};
-
-// A fixed-capacity string that can live in shared memory (a dict key, say).
-// Constructing it from a longer string throws std::length_error.
-template <std::size_t N>
-class FixedString {
- public:
-  FixedString() = default;
-  FixedString(std::string_view text) {  // NOLINT: implicit, like std::string
-    if (text.size() > N) throw std::length_error(fmt::format("'{}' is longer than {} characters", text, N));
-    std::memcpy(data_, text.data(), text.size());
-    size_ = static_cast<unsigned char>(text.size());
-  }
-  FixedString(const char* text) : FixedString(std::string_view(text)) {}  // NOLINT
-  [[nodiscard]] std::string_view view() const { return {data_, size_}; }
-  [[nodiscard]] std::string str() const { return std::string(view()); }
-  friend bool operator==(const FixedString& a, const FixedString& b) { return a.view() == b.view(); }
-  friend auto operator<=>(const FixedString& a, const FixedString& b) { return a.view() <=> b.view(); }
-
- private:
-  static_assert(N < 256, "FixedString holds at most 255 characters");
-  char data_[N] = {};
-  unsigned char size_ = 0;
 };
 
 namespace detail {
@@ -128,8 +103,10 @@ std::size_t segment_bytes(std::size_t count, std::size_t each, std::size_t extra
 // says a process died holding the lock, the elements it was changing under
 // it may be half-written (some stored, some not, a large T torn): the array
 // has no way to undo that, so check or rewrite what that lock protects.
-template <Shareable T>
+template <class T>
 class SharedArray {
+  static_assert(Portable<T>, "SharedArray<T>: T cannot be shared between processes; " CONCLAB_PORTABLE_RULE);
+
  public:
   // Array('i', [11, 22, 33, 44])
   SharedArray(std::initializer_list<T> values, std::string name = {})
@@ -138,7 +115,8 @@ class SharedArray {
   }
   // Array('i', n): n copies of `value`.
   explicit SharedArray(std::size_t size, T value = T{}, std::string name = {})
-      : segment_(std::move(name), detail::segment_bytes(size, sizeof(T), sizeof(ProcessLock) + kOverhead, "SharedArray")),
+      : segment_(std::move(name),
+                 detail::segment_bytes(size, sizeof(T), sizeof(ProcessLock) + kOverhead, "SharedArray")),
         size_(size) {
     if (size == 0) throw std::invalid_argument("SharedArray needs at least one element");
     auto& memory = segment_.memory();
@@ -192,9 +170,14 @@ class SharedArray {
 // over from a dead writer first copies the committed table over the spare.
 // Costs: get() and overwriting set() are a binary search; a new key or an
 // erase moves the entries after it, in both copies (as a sorted vector does).
-template <Shareable K, Shareable V>
-  requires std::totally_ordered<K>
+template <class K, class V>
 class SharedDict {
+  static_assert(Portable<K>,
+                "SharedDict<K, V>: the key type K cannot be shared between processes; " CONCLAB_PORTABLE_RULE);
+  static_assert(Portable<V>,
+                "SharedDict<K, V>: the value type V cannot be shared between processes; " CONCLAB_PORTABLE_RULE);
+  static_assert(std::totally_ordered<K>, "SharedDict<K, V>: K needs < and == (the keys are kept in order)");
+
   struct Entry {
     K key;
     V value;
