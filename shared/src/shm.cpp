@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <limits>
 #include <system_error>
 
 #include "conclab/error.hpp"
@@ -81,6 +82,12 @@ Segment::Segment(std::string name, std::size_t bytes)
 
 void throw_index_error(std::size_t index, std::size_t size) {
   throw std::out_of_range(fmt::format("SharedArray index {} out of range [0, {})", index, size));
+}
+
+std::size_t segment_bytes(std::size_t count, std::size_t each, std::size_t extra, const char* what) {
+  if (count > (std::numeric_limits<std::size_t>::max() - extra) / each)
+    throw std::length_error(fmt::format("{} of {} entries does not fit in memory", what, count));
+  return count * each + extra;
 }
 
 }  // namespace detail

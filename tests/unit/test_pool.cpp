@@ -114,15 +114,6 @@ int in_child(int (*body)(), std::chrono::seconds deadline = 60s) {
 }
 }  // namespace
 
-TEST(Wire, RoundTripsValuesStringsAndContainers) {
-  using T = std::tuple<int, std::string, std::vector<std::pair<double, std::string>>>;
-  T value{7, "hello", {{1.5, "a"}, {2.5, ""}}};
-  EXPECT_EQ(conclab::wire::from_bytes<T>(conclab::wire::to_bytes(value)), value);
-  auto bytes = conclab::wire::to_bytes(std::string("abc"));
-  EXPECT_THROW(conclab::wire::from_bytes<std::string>(bytes.substr(0, bytes.size() - 1)), std::runtime_error);
-  EXPECT_THROW(conclab::wire::from_bytes<int>(bytes), std::runtime_error);  // trailing bytes
-}
-
 TEST(Pool, TheSeedsCalls) {
   Pool pool(5);
   EXPECT_EQ(pool.apply(add100, 1), 101);

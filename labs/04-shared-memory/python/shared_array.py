@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """The seed's Array('i', [11, 22, 33, 44]) in Python 3 (lab 04).
 
-Only changes from the seed: print() is a function, the flag, the parent's
-view and the summary line at the end.
+Only changes from the seed: print() is a function, the start method is
+pinned to fork, the flag, the parent's view and the summary line at the end.
 """
+import multiprocessing
 import pathlib
 import sys
-from multiprocessing import Process, Array
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "pycommon"))
 from labargs import one_line_parser, bounded_int  # noqa: E402
 
-temp = Array('i', [11, 22, 33, 44])
+# The children must inherit `temp` by fork, as on the seed's Linux. Python
+# 3.14 makes forkserver the default: its children import this file afresh
+# and would each write into an Array of their own.
+ctx = multiprocessing.get_context('fork')
+temp = ctx.Array('i', [11, 22, 33, 44])
 
 
 def Foo(i):
@@ -25,7 +29,7 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=bounded_int(4), default=2)
     args = parser.parse_args()
     for i in range(args.processes):
-        p = Process(target=Foo, args=(i,))
+        p = ctx.Process(target=Foo, args=(i,))
         p.start()
         p.join()
     seen = list(temp)

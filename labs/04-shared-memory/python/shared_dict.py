@@ -2,11 +2,13 @@
 """The seed's Manager().dict() in Python 3 (lab 04).
 
 Only changes from the seed: print() is a function (values() printed as a
-list), the Manager started under __main__, the flag and the summary line.
+list), the Manager started under __main__, the start method pinned to fork
+(the seed's, on Linux; Python 3.14 defaults to forkserver), the flag and the
+summary line.
 """
+import multiprocessing
 import pathlib
 import sys
-from multiprocessing import Process, Manager
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "pycommon"))
 from labargs import one_line_parser, bounded_int  # noqa: E402
@@ -21,10 +23,11 @@ if __name__ == "__main__":
     parser = one_line_parser("Lab 04: children set keys of a shared dict; everyone sees them.")
     parser.add_argument("--processes", type=bounded_int(100), default=2)
     args = parser.parse_args()
-    with Manager() as manage:
+    ctx = multiprocessing.get_context('fork')
+    with ctx.Manager() as manage:
         dic = manage.dict()
         for i in range(args.processes):
-            p = Process(target=Foo, args=(dic, i))
+            p = ctx.Process(target=Foo, args=(dic, i))
             p.start()
             p.join()
         print("parent sees", list(dic.values()))

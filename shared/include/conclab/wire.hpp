@@ -1,13 +1,15 @@
 // wire.hpp — how task arguments and results cross the process boundary.
 //
 // conclab's Pool sends a task's arguments to a worker process and its result
-// back as bytes. The encoding is this file, not pickle: trivially copyable
-// values are copied byte for byte (integers, doubles, plain structs, arrays
-// of them), std::string as a length and its characters, and std::vector,
-// std::pair and std::tuple of encodable types element by element. Anything
-// with pointers inside that is not listed (a raw pointer, a std::map, ...)
-// does not compile. Both ends are the same program (workers are forked), so
-// sizes, byte order and layouts agree.
+// back as bytes. The encoding is this file, not pickle: portable values
+// (conclab/portable.hpp: numbers, enums, FixedString<N>, arrays of them,
+// structs that opt in) are copied byte for byte, std::string as a length and
+// its characters, and std::vector, std::pair and std::tuple of encodable
+// types element by element. Anything else does not compile, with a message
+// that says why: a const char*, std::string_view, std::span or other pointer
+// would arrive as an address into the sender's memory (a std::map, ...: not
+// supported). Both ends are the same program (workers are forked), so sizes,
+// byte order and layouts agree.
 #pragma once
 
 #include <cstdint>
@@ -20,15 +22,34 @@
 #include <utility>
 #include <vector>
 
+#include "conclab/portable.hpp"
+
 namespace conclab::wire {
 
+// What can be encoded: portable types, and these containers of encodable types.
 template <class T>
-struct Codec;
+inline constexpr bool encodable = Portable<T>;
+template <>
+inline constexpr bool encodable<std::string> = true;
+template <class T>
+inline constexpr bool encodable<std::vector<T>> = encodable<T>;
+template <class A, class B>
+inline constexpr bool encodable<std::pair<A, B>> = encodable<A>&& encodable<B>;
+template <class... Ts>
+inline constexpr bool encodable<std::tuple<Ts...>> = (encodable<Ts> && ...);
 
 template <class T>
-concept Encodable = requires(std::string& out, std::string_view& in, const T& value) {
-  Codec<T>::encode(out, value);
-  { Codec<T>::decode(in) } -> std::same_as<T>;
+concept Encodable = encodable<T>;
+
+// Every type that is not encodable ends up here.
+template <class T>
+struct Codec {
+  static_assert(Encodable<T>,
+                "conclab::wire: this type cannot be sent to another process (a Pool task's parameters and result "
+                "must be portable, or std::string, std::vector, std::pair, std::tuple of encodable "
+                "types); " CONCLAB_PORTABLE_RULE);
+  static void encode(std::string&, const T&) {}  // no second error after the one above
+  static T decode(std::string_view&);
 };
 
 template <class T>
@@ -50,11 +71,9 @@ inline std::string_view take(std::string_view& in, std::size_t n) {
 }
 
 template <class T>
-  requires std::is_trivially_copyable_v<T>
+requires Portable<T>
 struct Codec<T> {
-  static void encode(std::string& out, const T& value) {
-    out.append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
+  static void encode(std::string& out, const T& value) { out.append(reinterpret_cast<const char*>(&value), sizeof(T)); }
   static T decode(std::string_view& in) {
     T value;
     std::memcpy(&value, take(in, sizeof(T)).data(), sizeof(T));
@@ -91,7 +110,6 @@ struct Codec<std::vector<T>> {
 };
 
 template <class... Ts>
-  requires(!std::is_trivially_copyable_v<std::tuple<Ts...>>)
 struct Codec<std::tuple<Ts...>> {
   static void encode(std::string& out, const std::tuple<Ts...>& t) {
     std::apply([&](const auto&... x) { (wire::encode(out, x), ...); }, t);
@@ -102,7 +120,6 @@ struct Codec<std::tuple<Ts...>> {
 };
 
 template <class A, class B>
-  requires(!std::is_trivially_copyable_v<std::pair<A, B>>)
 struct Codec<std::pair<A, B>> {
   static void encode(std::string& out, const std::pair<A, B>& p) {
     wire::encode(out, p.first);
