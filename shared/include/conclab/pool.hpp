@@ -24,8 +24,10 @@
 // so no descriptor of the program leaks into a worker. Consequences:
 //   - a task is a plain function or a lambda without captures: it is found in
 //     the worker's copy of the program by its module and offset. Its
-//     arguments and result are encoded by conclab/wire.hpp (values, strings,
-//     vectors, pairs, tuples; no pointers);
+//     arguments and result are encoded by conclab/wire.hpp (portable types,
+//     see conclab/portable.hpp, std::string, and vectors, pairs and tuples
+//     of them; a pointer, const char*, std::string_view or std::span is
+//     refused at compile time);
 //   - a worker sees the program's globals as they are when the program starts
 //     (after static initialisation), not as this process has changed them:
 //     pass what a task needs as arguments, or set it in the initializer
