@@ -426,15 +426,16 @@ TEST(Pool, WorkersInheritNoStrayDescriptor) {
 
 // A dead worker that cannot be replaced: its task fails with WorkerLost,
 // every other task with BrokenPool, and so does every later apply_async;
-// nothing waits forever. The pool is made to fail for real: the process is
-// at its descriptor limit, so the replacement's channel cannot arrive.
+// nothing waits forever. The pool is made to fail for real: as an
+// unprivileged user, its fork server is held to RLIMIT_NPROC 1, so its
+// fork() of the replacement fails with EAGAIN.
 int replacement_fails() {
+  constexpr uid_t kNobody = 65534;
+  if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 9;  // root ignores RLIMIT_NPROC
   Pool pool(1);
   if (pool.apply(add100, 1) != 101) return 10;
-  rlimit limit{};
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  limit.rlim_cur = 3;  // no new descriptor from now on
-  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return 11;
+  rlimit limit{1, 1};
+  if (::prlimit(*pool.fork_server_pid(), RLIMIT_NPROC, &limit, nullptr) != 0) return 11;
   auto lost = pool.apply_async(kill_self, 0);
   auto waiting = pool.apply_async(add100, 2);  // in the dying worker's socket, behind it
   try {
@@ -448,7 +449,11 @@ int replacement_fails() {
     (void)waiting.get(20s);
     return 14;
   } catch (const BrokenPool& e) {
-    if (std::string(e.what()).find("could not be replaced") == std::string::npos) return 15;
+    const std::string what = e.what();
+    if (what.find("could not be replaced: fork (in the pool's fork server)") == std::string::npos) {
+      std::fprintf(stderr, "unexpected message: %s\n", e.what());
+      return 15;
+    }
   } catch (...) {
     return 16;
   }
