@@ -21,6 +21,10 @@ foreach(readme ${lab_readmes})
   set_tests_properties(readme.${lab} PROPERTIES TIMEOUT 180 COST 1000)
 endforeach()
 
+# readme.checker: the checker accepts a fixture README and refuses each
+# broken command of another, for the right reason (so it can fail).
+add_test(NAME readme.checker COMMAND ${README_CHECK} self-test ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/readme)
+
 add_test(NAME readme.links
          COMMAND ${README_CHECK} links ${PROJECT_SOURCE_DIR}/README.md ${LABS}/README.md ${lab_readmes}
                  ${PROJECT_SOURCE_DIR}/docs/DESIGN.md)

@@ -8,6 +8,9 @@
     readme_check.py links FILE...
         require every relative link in FILE (Markdown) to name a file or
         folder that exists
+    readme_check.py self-test FIXTURE_DIR
+        require `output` to accept FIXTURE_DIR/good.md and to refuse each
+        broken command of FIXTURE_DIR/bad.md with the expected reason
 """
 import argparse
 import concurrent.futures
@@ -275,6 +278,36 @@ def cmd_links(args):
     print(f"{checked} relative links checked in {len(args.files)} files")
 
 
+# --- the checker itself -------------------------------------------------------------
+
+BAD_FIXTURE_REASONS = [
+    "unknown output-check directive 'varies'",
+    "$ printf 'line 3\\nline 1\\n': lines 1-2 (in any order) differ",
+    "$ printf 'slept 2.0\\n': line 1 differs: the README shows 'slept 1.0'",
+    "$ printf 'a\\nb\\n': 2 lines, the README shows 1",
+    "$ printf 'x 5\\n': line 1 differs: the README shows 'x 6', the program printed 'x 5'",
+]
+
+
+def cmd_self_test(args):
+    fixtures = pathlib.Path(args.fixtures)
+    results = {}
+    for name in ("good.md", "bad.md"):
+        print(f"== {name}")
+        cmd_output(argparse.Namespace(readme=str(fixtures / name), root=str(fixtures), bin_dir=str(fixtures),
+                                      python=sys.executable, sanitizer=""))
+        results[name] = failures[:]
+        failures.clear()
+    print("== verdict")
+    for message in results["good.md"]:
+        fail(f"good.md was refused: {message}")
+    for reason in BAD_FIXTURE_REASONS:
+        if sum(reason in m for m in results["bad.md"]) != 1:
+            fail(f"bad.md: expected one failure saying \"{reason}\", got {results['bad.md']}")
+    if len(results["bad.md"]) != len(BAD_FIXTURE_REASONS):
+        fail(f"bad.md: {len(results['bad.md'])} failures, expected {len(BAD_FIXTURE_REASONS)}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,8 +319,10 @@ def main():
     p.add_argument("--sanitizer", default="")
     p = sub.add_parser("links")
     p.add_argument("files", nargs="+")
+    p = sub.add_parser("self-test")
+    p.add_argument("fixtures")
     args = parser.parse_args()
-    {"output": cmd_output, "links": cmd_links}[args.command](args)
+    {"output": cmd_output, "links": cmd_links, "self-test": cmd_self_test}[args.command](args)
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         return 1
