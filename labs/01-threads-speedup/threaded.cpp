@@ -6,6 +6,7 @@
 // See also: serial.cpp, python/threaded.py (the seed's program).
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -22,7 +23,9 @@ void worker(std::chrono::milliseconds sleep) {
 int main(int argc, char** argv) {
   CLI::App app{"Lab 01: run each worker in its own thread."};
   conclab::WorkerFlags flags{.tasks = 5, .sleep_ms = 1000};
-  conclab::add_worker_flags(app, flags);
+  // One thread per task, all joined at the end: this machine bounds --tasks (see --help).
+  auto capacity = conclab::unjoined_thread_capacity();
+  conclab::add_worker_flags(app, flags, std::min(capacity.threads, conclab::kMaxTasks), capacity.why);
 
   return conclab::run_main(app, argc, argv, [&] {
     conclab::Stopwatch stopwatch;

@@ -7,6 +7,7 @@
 // See also: counter_rlock_outside.cpp (the fix), python/counter_rlock.py.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -30,7 +31,9 @@ void func(std::chrono::milliseconds sleep) {
 int main(int argc, char** argv) {
   CLI::App app{"Lab 02: the seed's RLock counter, sleeping while holding the lock."};
   conclab::WorkerFlags flags{.tasks = 10, .sleep_ms = 1000};
-  conclab::add_worker_flags(app, flags);
+  // One thread per task, all joined at the end: this machine bounds --tasks (see --help).
+  auto capacity = conclab::unjoined_thread_capacity();
+  conclab::add_worker_flags(app, flags, std::min(capacity.threads, conclab::kMaxTasks), capacity.why);
 
   return conclab::run_main(app, argc, argv, [&] {
     conclab::Stopwatch stopwatch;

@@ -1,10 +1,15 @@
 """Command-line rules shared by the Python originals of the labs.
 
-The same flags and exit codes as the C++ programs (see DESIGN.md): --help
-exits 0; a bad flag or value prints one line on stderr and exits 2.
+The same flags and exit codes as the C++ programs (see docs/DESIGN.md): --help
+exits 0; a bad flag or value prints one line on stderr and exits 2. And, as
+in the C++ programs, stdout is line-buffered even into a pipe, so that each
+line appears when it is printed: what a lab shows by *when* lines appear
+survives `| cat` and `| tee`.
 """
 import argparse
 import sys
+
+sys.stdout.reconfigure(line_buffering=True)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -13,15 +18,15 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def bounded_int(upper):
-    """An argparse type: an integer in [1, upper], else a clear message."""
+def bounded_int(upper, lower=1):
+    """An argparse type: an integer in [lower, upper], else a clear message."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-        if not 1 <= value <= upper:
-            raise argparse.ArgumentTypeError(f"{value} not in [1 - {upper}]")
+        if not lower <= value <= upper:
+            raise argparse.ArgumentTypeError(f"{value} not in [{lower} - {upper}]")
         return value
     return parse
 

@@ -26,10 +26,10 @@ CLI::Validator int_in_range(int low, int high) {
       fmt::format("[{}, {}]", low, high));
 }
 
-void add_worker_flags(CLI::App& app, WorkerFlags& flags) {
-  app.add_option("--tasks", flags.tasks, "number of workers")
-      ->check(int_in_range(1, kMaxTasks))
-      ->capture_default_str();
+void add_worker_flags(CLI::App& app, WorkerFlags& flags, int max_tasks, const std::string& why) {
+  std::string help = "number of workers";
+  if (max_tasks < kMaxTasks && !why.empty()) help += fmt::format(" (at most {} here: {})", max_tasks, why);
+  app.add_option("--tasks", flags.tasks, help)->check(int_in_range(1, max_tasks))->capture_default_str();
   app.add_option("--sleep-ms", flags.sleep_ms, "how long each worker sleeps, in milliseconds")
       ->check(int_in_range(1, kMaxSleepMs))
       ->capture_default_str();
@@ -56,6 +56,12 @@ std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {
     fmt::print(stderr, "{}: {} (see --help)\n", program, bad.what());
     return kExitUsage;
   }
+}
+
+void line_buffered_stdout() noexcept {
+  // Before anything is written; CLI11's --help goes through std::cout, which
+  // is synchronised with stdio and so follows this buffering too.
+  std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
 }
 
 int report_exception(std::exception_ptr error) noexcept {

@@ -116,3 +116,20 @@ TEST(Cli, RunMainTurnsErrorsIntoExitOne) {
   EXPECT_EQ(conclab::run_main([] { return 3; }), 3);
   EXPECT_EQ(conclab::run_main([] {}), 0);
 }
+
+// A program that starts a thread per task lowers --tasks to what the machine
+// allows, and --help says what sets the bound.
+TEST(Cli, WorkerFlagsTakeALowerBoundAndSayWhy) {
+  CLI::App app;
+  conclab::WorkerFlags flags;
+  conclab::add_worker_flags(app, flags, 50, "each task is a thread");
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(parse(app, {"--help"}), 0);
+  std::string help = testing::internal::GetCapturedStdout();
+  EXPECT_NE(help.find("INT:[1, 50]"), std::string::npos) << help;
+  EXPECT_NE(help.find("at most 50 here: each task is a thread"), std::string::npos) << help;
+  EXPECT_EQ(parse(app, {"--tasks", "50"}), std::nullopt);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(parse(app, {"--tasks", "51"}), conclab::kExitUsage);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("51 is not in [1, 50]"), std::string::npos);
+}

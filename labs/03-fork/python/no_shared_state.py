@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The seed's li.append demo in Python 3: processes share nothing (lab 03).
 
-Only changes from the seed: print() is a function, the flag, join() on every
-process (the seed printed 'ending' before its children had run) and the summary line.
+Only changes from the seed: each child writes its line in one piece (below),
+the flag, join() on every process (the seed printed 'ending' before its
+children had run) and the summary line.
 """
 import pathlib
 import sys
@@ -16,7 +17,12 @@ li = []
 
 def foo(i):
     li.append(i)
-    print('say hi', li)
+    # The seed's print('say hi', li) writes 'say hi', ' ', the list and the
+    # newline one after the other. When stdout is unbuffered (python3 -u,
+    # PYTHONUNBUFFERED=1) each piece is a write of its own, and ten children
+    # writing at once cut into each other's lines: "say hisay hi [3]". One
+    # write of the whole line keeps it whole.
+    sys.stdout.write(f"say hi {li}\n")
 
 
 if __name__ == "__main__":

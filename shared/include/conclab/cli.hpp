@@ -1,8 +1,12 @@
-// cli.hpp — the command-line rules every conclab program follows (DESIGN.md):
+// cli.hpp — the command-line rules every conclab program follows (docs/DESIGN.md):
 //
 //   --help                  usage on stdout, exit 0
 //   bad flag or value       one line on stderr, exit 2
 //   failed system call      "error: <call>: <strerror>" on stderr, exit 1
+//   stdout                  line-buffered, as on a terminal, also into a pipe:
+//                           each line appears when it is printed, so what a
+//                           lab shows by *when* lines appear (one per second,
+//                           all at once) survives `| cat` and `| tee`
 //
 // A program declares its flags on a CLI11 app and hands its body to run_main:
 //
@@ -19,6 +23,7 @@
 #include <concepts>
 #include <exception>
 #include <optional>
+#include <string>
 #include <type_traits>
 
 namespace conclab {
@@ -49,7 +54,10 @@ inline constexpr int kMaxSleepMs = 3'600'000;
 CLI::Validator int_in_range(int low, int high);
 
 // Adds --tasks and --sleep-ms (both positive integers, bounded) to `app`.
-void add_worker_flags(CLI::App& app, WorkerFlags& flags);
+// A program that starts a thread per task passes what the machine allows
+// (conclab::unjoined_thread_capacity()): a lower `max_tasks`, and in `why` the
+// limit that sets it, for --help.
+void add_worker_flags(CLI::App& app, WorkerFlags& flags, int max_tasks = kMaxTasks, const std::string& why = "");
 
 // Adds --threads and --increments (positive integers, bounded) to `app`.
 void add_counter_flags(CLI::App& app, CounterFlags& flags);
@@ -58,6 +66,9 @@ void add_counter_flags(CLI::App& app, CounterFlags& flags);
 // go on, or the exit code it should return with (after printing usage or the
 // one-line error).
 [[nodiscard]] std::optional<int> parse_args(CLI::App& app, int argc, char** argv);
+
+// Makes stdout line-buffered (a pipe or a file would get it in blocks of 4 KiB).
+void line_buffered_stdout() noexcept;
 
 // Prints "error: <what>" on stderr for the exception in flight; returns kExitFailure.
 int report_exception(std::exception_ptr error) noexcept;
@@ -78,9 +89,10 @@ int run_main(Body&& body) noexcept {
   }
 }
 
-// Parses the command line first, then runs `body` as above.
+// Makes stdout line-buffered, parses the command line, then runs `body` as above.
 template <class Body>
 int run_main(CLI::App& app, int argc, char** argv, Body&& body) noexcept {
+  line_buffered_stdout();
   std::optional<int> code;
   try {
     code = parse_args(app, argc, argv);

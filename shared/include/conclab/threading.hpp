@@ -12,7 +12,10 @@
 //     threading.excepthook does and kept: exception() returns it.
 // A Thread that is destroyed while still running is joined first (Python's
 // interpreter waits for non-daemon threads at exit the same way); a daemon
-// thread is detached instead, and keeps its own state alive.
+// thread is detached instead, and keeps its own state alive. A moved-from
+// Thread can only be destroyed or assigned to: every other call throws
+// UsageError. Timeouts never overflow: zero or negative means "poll", and one
+// too large for a deadline (hours::max()) means "wait as long as it takes".
 #pragma once
 
 #include <chrono>
@@ -24,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -31,6 +35,19 @@
 #include "conclab/error.hpp"
 
 namespace conclab {
+
+namespace detail {
+// `timeout` as nanoseconds without overflow: zero, negative (or NaN) gives 0,
+// a poll; anything at or beyond nanoseconds::max() (hours::max(),
+// seconds(LLONG_MAX), 1e300 s) gives nanoseconds::max(), "no deadline".
+template <class Rep, class Period>
+std::chrono::nanoseconds saturating_ns(std::chrono::duration<Rep, Period> timeout) {
+  const long double ns = std::chrono::duration<long double, std::nano>(timeout).count();
+  if (!(ns > 0)) return std::chrono::nanoseconds::zero();
+  if (ns >= static_cast<long double>(std::chrono::nanoseconds::max().count())) return std::chrono::nanoseconds::max();
+  return std::chrono::nanoseconds(static_cast<std::chrono::nanoseconds::rep>(ns));
+}
+}  // namespace detail
 
 class Thread {
  public:
@@ -55,7 +72,8 @@ class Thread {
   Thread& operator=(const Thread&) = delete;
   ~Thread();
 
-  // Starts the thread. Throws UsageError when called a second time.
+  // Starts the thread. Throws UsageError when called a second time, and
+  // ThreadStartError (below) when the system cannot create another thread.
   void start();
 
   // Waits until the thread ends. Throws UsageError before start() or when
@@ -65,7 +83,7 @@ class Thread {
   // Waits at most `timeout`; returns true when the thread has ended.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
-    return join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    return join_for(detail::saturating_ns(timeout));
   }
 
   [[nodiscard]] bool is_alive() const;
@@ -86,6 +104,7 @@ class Thread {
 
  private:
   struct State;
+  State& state() const;  // throws UsageError for a moved-from Thread
   bool join_for(std::chrono::nanoseconds timeout);
   void check_joinable() const;
   void finish() noexcept;
@@ -107,8 +126,7 @@ class RLock {
   [[nodiscard]] bool try_acquire();
   template <class Rep, class Period>
   [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_until(std::chrono::steady_clock::now() +
-                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return acquire_for(detail::saturating_ns(timeout));
   }
   // Undoes one acquire(); the lock is free again when every acquire is undone.
   void release();
@@ -128,12 +146,54 @@ class RLock {
   }
 
  private:
-  bool acquire_until(std::chrono::steady_clock::time_point deadline);
+  bool acquire_for(std::chrono::nanoseconds timeout);
+  // nullopt: no deadline, wait as long as it takes.
+  bool acquire_until(std::optional<std::chrono::steady_clock::time_point> deadline);
 
   mutable std::mutex mutex_;
   std::condition_variable released_;
   std::thread::id owner_;
   unsigned count_ = 0;
+};
+
+// --- how many threads a machine allows -----------------------------------------
+//
+// A new thread needs a pid (kernel.pid_max), a place under kernel.threads-max
+// and under its user's RLIMIT_NPROC (`ulimit -u`; root is exempt), maybe one
+// under the cgroup's pids.max, and a stack: `ulimit -s` bytes of address space
+// (bounded by `ulimit -v`) in two memory mappings, the stack and its guard
+// page, of the process's vm.max_map_count. The pid and the places come back
+// when the thread ends; the stack only when the thread is joined (or at once
+// when it ends, for a detached thread, which is how CPython runs its threads).
+
+// Those limits with their current values and use, read from /proc and
+// getrlimit, as one line for an error message; a limit that is used up says
+// "reached".
+[[nodiscard]] std::string thread_limits();
+
+// How many more threads this process can start and keep until it joins them:
+// what its free memory mappings (and address space, under `ulimit -v`) leave
+// room for. `why` names the limit in a sentence for --help. Running threads
+// are further bounded by the system-wide limits above, which change as other
+// programs run.
+struct ThreadCapacity {
+  int threads;
+  std::string why;
+};
+[[nodiscard]] ThreadCapacity unjoined_thread_capacity();
+
+// What Thread::start throws when the thread cannot be created: a
+// std::system_error with pthread_create's error code, whose message names the
+// call and the limits (thread_limits()), e.g.
+// "pthread_create (std::thread): Resource temporarily unavailable; this process
+// has 113 threads; limits: vm.max_map_count=65530 (reached: ...), ...".
+class ThreadStartError : public std::system_error {
+ public:
+  explicit ThreadStartError(std::error_code code);
+  [[nodiscard]] const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
 };
 
 }  // namespace conclab
