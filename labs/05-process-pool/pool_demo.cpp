@@ -4,13 +4,12 @@
 // wait for one task; then ten apply_async calls with the callback Bar return
 // at once, "end" is printed, and close() + join() wait for the ten. Observe:
 // the callbacks print in two waves of five (five workers), about 8 s in all
-// (each line is flushed as it is printed, so `| cat` shows the waves too).
+// (run_main makes stdout line-buffered, so `| cat` shows the waves too).
 // See also: pool_worker_crash.cpp, python/pool_demo.py (the seed's program).
 #include <fmt/core.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <thread>
 
 #include "conclab/cli.hpp"
@@ -28,7 +27,6 @@ std::atomic<int> callbacks{0};
 
 void Bar(const int& arg) {
   fmt::print("{}\n", arg);  // runs in the pool's result thread of this process
-  std::fflush(stdout);
   ++callbacks;
 }
 
@@ -45,10 +43,8 @@ int main(int argc, char** argv) {
     conclab::Pool pool(processes);
     fmt::print("{}\n", pool.apply(Foo, 1, sleep_ms));
     fmt::print("{}\n", pool.apply_async(Foo, 1, sleep_ms).get());
-    std::fflush(stdout);
     for (int i = 0; i < flags.tasks; ++i) pool.apply_async(Foo, std::tuple{i, sleep_ms}, Bar);
     fmt::print("end\n");
-    std::fflush(stdout);
     pool.close();
     pool.join();
     fmt::print("model=process-pool processes={} tasks={} sleep_ms={} callbacks={} elapsed_s={:.3f}\n", processes,

@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -41,7 +40,6 @@ int main(int argc, char** argv) {
         fmt::print("task {}: error: {}\n", i, e.what());
         ++failed;
       }
-      std::fflush(stdout);  // each line as its result arrives, even through a pipe
     }
     pool.close();
     pool.join();
