@@ -38,6 +38,10 @@ constexpr int kServerFd = 3;   // where the server finds its socket
 constexpr int kWorkerFd = 3;   // where a worker finds its channel
 constexpr std::size_t kHeader = sizeof(std::uint32_t) + sizeof(std::uint64_t);
 constexpr std::size_t kMaxServerMessage = 64 * 1024;
+constexpr const char* kServerSuffix = " (pool fork server)";  // in ps: "<program> (pool fork server)"
+constexpr const char* kWorkerSuffix = " (pool worker)";       // shorter: it is written over the server's
+
+char* server_argv0 = nullptr;  // the server's argv[0], renamed in each worker
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -183,6 +187,15 @@ void fork_worker(int server_fd, std::vector<Child>& children, const WorkerConfig
     if (::getppid() != server) ::_exit(1);
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
+    if (server_argv0) {  // so that ps tells the workers from their server
+      const std::size_t room = std::strlen(server_argv0);
+      const char* cut = std::strstr(server_argv0, kServerSuffix);
+      if (cut) {
+        std::size_t at = static_cast<std::size_t>(cut - server_argv0);
+        std::memset(server_argv0 + at, 0, room - at);
+        std::memcpy(server_argv0 + at, kWorkerSuffix, std::strlen(kWorkerSuffix));
+      }
+    }
     if (::dup2(worker_end.get(), kWorkerFd) < 0) ::_exit(1);
     ::close_range(kWorkerFd + 1, ~0U, 0);
     worker_main(kWorkerFd, config, init_refs);
@@ -261,7 +274,8 @@ void fork_worker(int server_fd, std::vector<Child>& children, const WorkerConfig
 }
 
 // Before main(): become the fork server when started as one.
-__attribute__((constructor)) void forkserver_hook() {
+// (glibc passes a constructor the program's argc, argv and envp.)
+__attribute__((constructor)) void forkserver_hook(int, char** argv, char**) {
   const char* server = std::getenv(kServerEnv);
   const char* parent = std::getenv(kParentEnv);
   if (!server || !parent) return;
@@ -271,6 +285,7 @@ __attribute__((constructor)) void forkserver_hook() {
   // Die with the pool's thread that started us; it may be gone already.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != expected) ::_exit(1);
+  server_argv0 = argv ? argv[0] : nullptr;
   serve(kServerFd);
 }
 
@@ -398,7 +413,7 @@ ForkServer::ForkServer(const WorkerConfig& config) {
   for (char** e = environ; e && *e; ++e)
     if (std::strncmp(*e, "CONCLAB_FORKSERVER", 18) != 0) env.push_back(*e);
   env.push_back(nullptr);
-  std::string name = std::string(program_invocation_short_name) + " (pool fork server)";
+  std::string name = std::string(program_invocation_short_name) + kServerSuffix;
   char* argv[] = {name.data(), nullptr};
   int rc = ::posix_spawn(&pid_, "/proc/self/exe", &actions, &attr, argv, env.data());
   ::posix_spawn_file_actions_destroy(&actions);
