@@ -9,6 +9,8 @@
 #include <fmt/core.h>
 
 #include <charconv>
+#include <cmath>
+#include <optional>
 #include <string_view>
 #include <string>
 #include <vector>
@@ -36,6 +38,18 @@ std::optional<Case> parse_case(const std::string& text) {
   return c;
 }
 
+// --max-ideal-s: a positive, finite number of seconds, said in one short
+// sentence (CLI::PositiveNumber prints the whole 309-digit DBL_MAX).
+std::string check_seconds(std::string& text) {
+  double value = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (err == std::errc::invalid_argument || end != text.data() + text.size() || std::isnan(value))
+    return "'" + text + "' is not a number of seconds";
+  if (err != std::errc() || std::isinf(value)) return text + " is out of range";
+  if (value <= 0) return text + " is not a positive number of seconds";
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +67,7 @@ int main(int argc, char** argv) {
           "CASES"))
       ->capture_default_str();
   app.add_option("--max-ideal-s", options.max_ideal_s, "leave out rows whose ideal time exceeds this (seconds)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Validator(check_seconds, "SECONDS > 0"))
       ->capture_default_str();
   app.add_option("--context", context, "KEY=VALUE added to the JSON context (repeatable)");
   app.allow_extras();

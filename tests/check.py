@@ -4,9 +4,9 @@
     check.py run [--expect K=V] [--min K=X] [--max K=X] [--count TEXT=N] -- CMD...
         run CMD, require exit 0 and a final summary line of key=value pairs
         meeting every condition
-    check.py bad-args [--worker-flags] -- CMD...
+    check.py bad-args [--worker-flags] [--no-common] [--extra ARGS]... [--says "ARGS => TEXT"]... -- CMD...
         require `CMD --help` to exit 0 and every bad command line to exit 2
-        with exactly one line on stderr
+        with exactly one short line on stderr (containing TEXT for --says)
     check.py bench-json FILE NAME...
         require FILE to be Google Benchmark JSON holding every NAME
     check.py report-of SCRIPT DIR
@@ -14,12 +14,17 @@
     check.py report SCRIPT FIXTURE_DIR WORK_DIR
         run scripts/report on the fixtures and check the tables it writes,
         and its one-line errors for missing and malformed input
+    check.py per-task-us -- CMD...
+        run conclab-bench CMD on micro/pool-apply-async: the console shows
+        per_task_us as a plain number, and the JSON's agrees with real_time
 """
 import argparse
 import json
 import pathlib
+import re
 import subprocess
 import sys
+import tempfile
 
 TIMEOUT_S = 120
 failures = []
@@ -83,19 +88,54 @@ WORKER_BAD = [["--tasks", "0"], ["--tasks", "-1"], ["--tasks", "abc"], ["--tasks
 COMMON_BAD = [["--no-such-flag"], ["--no-such-flag=3"]]
 
 
+# A usage error is one plain sentence: longer than this, it is not (a
+# 309-digit bound, a dump of every choice).
+MAX_USAGE_LINE = 200
+
+
 def cmd_bad_args(args):
     help_run = run(args.cmd + ["--help"])
     if help_run.returncode != 0 or not help_run.stdout.strip():
         fail(f"--help: exit {help_run.returncode} with {len(help_run.stdout)} bytes of usage, expected 0 and usage")
-    for bad in (WORKER_BAD if args.worker_flags else COMMON_BAD) + [a.split() for a in args.extra]:
+    says = [item.split(" => ", 1) for item in args.says]
+    common = [] if args.no_common else WORKER_BAD if args.worker_flags else COMMON_BAD
+    for bad, text in [(b, None) for b in common + [a.split() for a in args.extra]] + [(a.split(), t) for a, t in says]:
         result = run(args.cmd + bad)
         lines = result.stderr.splitlines()
         if result.returncode != 2:
             fail(f"{' '.join(bad)}: exit {result.returncode}, expected 2 (stderr: {result.stderr!r})")
         elif len(lines) != 1:
             fail(f"{' '.join(bad)}: {len(lines)} lines on stderr, expected one: {result.stderr!r}")
+        elif len(lines[0]) > MAX_USAGE_LINE:
+            fail(f"{' '.join(bad)}: a {len(lines[0])}-character line, expected one short sentence: {lines[0]!r}")
+        elif text is not None and text not in lines[0]:
+            fail(f"{' '.join(bad)}: {lines[0]!r} does not say {text!r}")
         else:
             print(f"ok: {' '.join(bad)} -> {lines[0]}")
+
+
+def cmd_per_task_us(args):
+    """per_task_us is a plain number of microseconds, on the console and in the JSON."""
+    with tempfile.TemporaryDirectory() as work:
+        out = pathlib.Path(work) / "out.json"
+        result = run(args.cmd + ["--benchmark_filter=^micro/pool-apply-async/", "--benchmark_out=" + str(out),
+                                 "--benchmark_out_format=json"])
+        sys.stdout.write(result.stdout)
+        if result.returncode != 0:
+            fail(f"exit {result.returncode}: {result.stderr}")
+            return
+        shown = re.search(r"per_task_us=(\S+)", result.stdout)
+        if not shown:
+            fail("the console shows no per_task_us")
+        elif not re.fullmatch(r"[0-9.]+[kMGTmunp]?", shown[1]):
+            fail(f"the console shows per_task_us={shown[1]}: expected a plain number (microseconds, no unit)")
+        row = json.loads(out.read_text())["benchmarks"][0]
+        per_batch_us = row["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[row["time_unit"]]
+        expected = per_batch_us / 1000  # a batch is 1,000 tasks
+        if not abs(row["per_task_us"] - expected) <= 0.1 * expected:
+            fail(f"JSON per_task_us={row['per_task_us']}, expected about {expected:.3f} (real_time / 1000)")
+        else:
+            print(f"ok: per_task_us={row['per_task_us']:.3f} (real_time / 1000 = {expected:.3f})")
 
 
 def cmd_bench_json(args):
@@ -200,7 +240,11 @@ def main():
     p.add_argument("cmd", nargs="+")
     p = sub.add_parser("bad-args")
     p.add_argument("--worker-flags", action="store_true")
+    p.add_argument("--no-common", action="store_true", help="only --extra and --says (CMD passes unknown flags on)")
     p.add_argument("--extra", action="append", default=[], help="one more bad command line (space-separated)")
+    p.add_argument("--says", action="append", default=[], help="'ARGS => TEXT': a bad command line and its message")
+    p.add_argument("cmd", nargs="+")
+    p = sub.add_parser("per-task-us")
     p.add_argument("cmd", nargs="+")
     p = sub.add_parser("bench-json")
     p.add_argument("file")
@@ -214,7 +258,7 @@ def main():
     p.add_argument("work")
     args = parser.parse_args()
     {"run": cmd_run, "bad-args": cmd_bad_args, "bench-json": cmd_bench_json, "report": cmd_report,
-     "report-of": cmd_report_of}[args.command](args)
+     "report-of": cmd_report_of, "per-task-us": cmd_per_task_us}[args.command](args)
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         return 1

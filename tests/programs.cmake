@@ -53,11 +53,22 @@ if(CONCLAB_BUILD_BENCH)
   set_tests_properties(bench.python.rows PROPERTIES FIXTURES_REQUIRED bench_python)
   conclab_check(bench.report-of-smoke-run report-of ${PROJECT_SOURCE_DIR}/scripts/report ${smoke})
   set_tests_properties(bench.report-of-smoke-run PROPERTIES FIXTURES_REQUIRED "bench_cpp;bench_python")
-  conclab_check(bench.cpp.bad-args bad-args --extra "--cases 0x5" --extra "--cases 5y5" --extra "--max-ideal-s -1"
-                --extra "--context nokey" -- ${BIN}/conclab-bench)
+  conclab_check(bench.cpp.bad-args bad-args --extra "--cases 0x5" --extra "--cases 5y5" --extra "--context nokey"
+                --says "--max-ideal-s -1 => -1 is not a positive number of seconds"
+                --says "--max-ideal-s abc => 'abc' is not a number of seconds"
+                --says "--max-ideal-s 0 => 0 is not a positive number of seconds" -- ${BIN}/conclab-bench)
   conclab_check(bench.python.bad-args bad-args --extra "--cases 0x5" --extra "--cases 5y5" --extra "--filter ("
                 -- ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py)
+  # per_task_us: microseconds, shown as a plain number (not "4.1s"), the same in the JSON.
+  conclab_check(bench.cpp.per-task-us per-task-us -- ${BIN}/conclab-bench --benchmark_min_time=0.01)
 endif()
+
+# scripts/bench: a flag without its value is a usage error
+# (exit 2, one line), found before anything is built or run.
+conclab_check(scripts.bench.bad-args bad-args --says "--filter => --filter needs a regex"
+              --says "--filter= => --filter needs a regex" --says "--out => --out needs a folder"
+              --says "--filter --full => --filter needs a regex" --says "--full --nope => unknown argument"
+              -- ${PROJECT_SOURCE_DIR}/scripts/bench)
 
 # scripts/report on a fixture with known numbers, and on bad input.
 conclab_check(report.fixture report ${PROJECT_SOURCE_DIR}/scripts/report ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/report
