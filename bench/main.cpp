@@ -100,6 +100,13 @@ int main(int argc, char** argv) {
     conclab::bench::register_workers(options);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
+    // Every row is in the JSON, the failed ones with their error_message;
+    // the exit status still says that the run was not whole.
+    if (int failed = conclab::bench::failed_rows.load()) {
+      fmt::print(stderr, "conclab-bench: {} row{} failed (see ERROR OCCURRED above, error_message in the JSON)\n",
+                 failed, failed == 1 ? "" : "s");
+      return conclab::kExitFailure;
+    }
     return conclab::kExitOk;
   });
 }

@@ -1,6 +1,8 @@
 // micro/... — the cost of one concurrency primitive, each beside its CPython
 // equivalent in bench/python/.
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "bench.hpp"
 #include "conclab/clock.hpp"
@@ -110,29 +112,26 @@ void pool_apply_async(benchmark::State& state) {
   state.counters["per_task_us"] = wall.seconds() / tasks * 1e6;
 }
 
+// Registers `fn` as row `name`, guarded: an exception ends this row alone.
+benchmark::internal::Benchmark* add(const std::string& name, void (*fn)(benchmark::State&)) {
+  return benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& state) { guarded(state, [&] { fn(state); }); });
+}
+
 }  // namespace
 
 void register_micro() {
   // fork-wait first: the cost of fork() grows with the process (its page tables).
-  benchmark::RegisterBenchmark("micro/fork-wait", fork_wait)->UseRealTime()->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("micro/pool-apply", pool_apply)->UseRealTime()->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("micro/pool-apply-async/batch:1000", pool_apply_async)
-      ->UseRealTime()
-      ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("micro/shared-array-locked-increment", shared_array_locked_increment)
-      ->Unit(benchmark::kNanosecond);
-  benchmark::RegisterBenchmark("micro/shared-dict-set", shared_dict_set)->Unit(benchmark::kNanosecond);
-  benchmark::RegisterBenchmark("micro/shared-dict-get", shared_dict_get)->Unit(benchmark::kNanosecond);
-  benchmark::RegisterBenchmark("micro/rlock-acquire-release", rlock_uncontended)->Unit(benchmark::kNanosecond);
+  add("micro/fork-wait", fork_wait)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  add("micro/pool-apply", pool_apply)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  add("micro/pool-apply-async/batch:1000", pool_apply_async)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  add("micro/shared-array-locked-increment", shared_array_locked_increment)->Unit(benchmark::kNanosecond);
+  add("micro/shared-dict-set", shared_dict_set)->Unit(benchmark::kNanosecond);
+  add("micro/shared-dict-get", shared_dict_get)->Unit(benchmark::kNanosecond);
+  add("micro/rlock-acquire-release", rlock_uncontended)->Unit(benchmark::kNanosecond);
   // Threads(2): the time is per acquire/release pair of one thread, both running.
-  benchmark::RegisterBenchmark("micro/rlock-contended", rlock_contended)
-      ->Threads(2)
-      ->UseRealTime()
-      ->Unit(benchmark::kNanosecond);
-  benchmark::RegisterBenchmark("micro/thread-create-join", thread_create_join)->UseRealTime()->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("micro/raw-thread-create-join", raw_thread_create_join)
-      ->UseRealTime()
-      ->Unit(benchmark::kMicrosecond);
+  add("micro/rlock-contended", rlock_contended)->Threads(2)->UseRealTime()->Unit(benchmark::kNanosecond);
+  add("micro/thread-create-join", thread_create_join)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  add("micro/raw-thread-create-join", raw_thread_create_join)->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace conclab::bench
