@@ -5,10 +5,12 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <string>
 #include <vector>
 
+#include "conclab/clock.hpp"
 #include "conclab/error.hpp"
 
 namespace conclab::bench {
@@ -67,6 +69,21 @@ void guarded(benchmark::State& state, Body&& body) noexcept {
     ++failed_rows;
   }
 }
+
+// Sets the spin window (clock.hpp) for as long as it lives, then puts back
+// the one before, even when the row fails.
+class SpinWindowFor {
+ public:
+  explicit SpinWindowFor(std::chrono::microseconds window) noexcept : before_(spin_window()) {
+    set_spin_window(window);
+  }
+  ~SpinWindowFor() { set_spin_window(before_); }
+  SpinWindowFor(const SpinWindowFor&) = delete;
+  SpinWindowFor& operator=(const SpinWindowFor&) = delete;
+
+ private:
+  std::chrono::microseconds before_;
+};
 
 // Registration of each benchmark family; called once from main().
 void register_workers(const Options& options);

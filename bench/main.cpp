@@ -17,6 +17,7 @@
 
 #include "bench.hpp"
 #include "conclab/cli.hpp"
+#include "conclab/clock.hpp"
 
 namespace {
 
@@ -85,6 +86,8 @@ int main(int argc, char** argv) {
       benchmark::AddCustomContext(kv.substr(0, eq), kv.substr(eq + 1));
     }
     benchmark::AddCustomContext("compiler", "g++ " __VERSION__);
+    // The spin window of every row but the spin:off ones (clock.hpp): how to read their cpu_s.
+    benchmark::AddCustomContext("spin_window_us", std::to_string(conclab::spin_window().count()));
 
     // Hand Google Benchmark the flags conclab did not take.
     std::vector<std::string> rest = app.remaining();

@@ -1,5 +1,7 @@
 // micro/... — the cost of one concurrency primitive, each beside its CPython
 // equivalent in bench/python/.
+#include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,12 +50,16 @@ void rlock_contended(benchmark::State& state) {
 }
 
 // fork + wait of a child that does nothing: start and join one conclab::Process.
+// cpu_s: CPU seconds per fork + wait, the child's included (it is reaped
+// within the iteration) and the parent's spin in join() too.
 void fork_wait(benchmark::State& state) {
+  const double cpu_before = cpu_seconds();
   for (auto _ : state) {
     Process p([] {});
     p.start();
     p.join();
   }
+  state.counters["cpu_s"] = (cpu_seconds() - cpu_before) / static_cast<double>(state.iterations());
 }
 
 // temp[0] += 1 under temp.get_lock(), in one process.
@@ -87,10 +93,17 @@ void shared_dict_get(benchmark::State& state) {
 
 int identity(int x) { return x; }
 
-// One pool.apply round trip: to a worker process and back.
+// One pool.apply round trip: to a worker process and back. cpu_s: CPU
+// seconds per round trip of this process (the caller and the pool's result
+// thread) and of the workers, counted once the pool is joined; the spin of
+// both sides (clock.hpp) is in it.
 void pool_apply(benchmark::State& state) {
-  Pool pool(2);
-  for (auto _ : state) benchmark::DoNotOptimize(pool.apply(identity, 1));
+  std::optional<Pool> pool(std::in_place, 2);  // the spin window is read here, when the workers start
+  const double cpu_before = cpu_seconds();
+  for (auto _ : state) benchmark::DoNotOptimize(pool->apply(identity, 1));
+  pool->close();
+  pool->join();
+  state.counters["cpu_s"] = (cpu_seconds() - cpu_before) / static_cast<double>(state.iterations());
 }
 
 // apply_async pipelined: 1,000 tasks in flight, then every get(); time per task.
@@ -117,12 +130,24 @@ benchmark::internal::Benchmark* add(const std::string& name, void (*fn)(benchmar
   return benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& state) { guarded(state, [&] { fn(state); }); });
 }
 
+// Registers `name` (the spin window as it is: 50 us by default) and
+// `name/spin:off` (no spin at all), both wall time in microseconds.
+void add_spin_pair(const std::string& name, void (*fn)(benchmark::State&)) {
+  add(name, fn)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark((name + "/spin:off").c_str(), [fn](benchmark::State& state) {
+    guarded(state, [&] {
+      SpinWindowFor off(std::chrono::microseconds(0));
+      fn(state);
+    });
+  })->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
 }  // namespace
 
 void register_micro() {
   // fork-wait first: the cost of fork() grows with the process (its page tables).
-  add("micro/fork-wait", fork_wait)->UseRealTime()->Unit(benchmark::kMicrosecond);
-  add("micro/pool-apply", pool_apply)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  add_spin_pair("micro/fork-wait", fork_wait);
+  add_spin_pair("micro/pool-apply", pool_apply);
   add("micro/pool-apply-async/batch:1000", pool_apply_async)->UseRealTime()->Unit(benchmark::kMicrosecond);
   add("micro/shared-array-locked-increment", shared_array_locked_increment)->Unit(benchmark::kNanosecond);
   add("micro/shared-dict-set", shared_dict_set)->Unit(benchmark::kNanosecond);

@@ -44,7 +44,8 @@ if(CONCLAB_BUILD_BENCH)
   conclab_check(bench.cpp.rows bench-json ${smoke}/cpp.json
                 workers/serial/tasks:2/sleep_ms:5/real_time workers/threaded/tasks:3/sleep_ms:2/real_time
                 workers/process-pool/tasks:2/sleep_ms:5/real_time workers/shared-memory/tasks:3/sleep_ms:2/real_time
-                micro/thread-create-join/real_time micro/raw-thread-create-join/real_time micro/pool-apply/real_time)
+                micro/thread-create-join/real_time micro/raw-thread-create-join/real_time micro/pool-apply/real_time
+                micro/fork-wait/spin:off/real_time micro/pool-apply/spin:off/real_time)
   conclab_check(bench.python.rows bench-json ${smoke}/python.json
                 python/workers/serial/tasks:2/sleep_ms:5 python/workers/threaded/tasks:3/sleep_ms:2
                 python/workers/process-pool/tasks:2/sleep_ms:5 python/workers/shared-memory/tasks:3/sleep_ms:2
@@ -58,7 +59,7 @@ if(CONCLAB_BUILD_BENCH)
   # start, 2 can. Each failing row is followed by a row of the same model that
   # must still be measured (nothing of the failed row is left in the way), the
   # JSON must be whole, and nothing may outlive the run. With RLIMIT_NPROC=1
-  # not even one fork or thread starts: every micro row fails.
+  # not even one fork or thread starts: every micro row fails, spin:off too.
   set(limited_models threaded thread-locked-outside forked process-pool shared-memory)
   set(limited_ok micro/fork-wait micro/pool-apply)
   set(limited_fail)
@@ -67,7 +68,7 @@ if(CONCLAB_BUILD_BENCH)
     list(APPEND limited_fail workers/${model}/tasks:64/sleep_ms:200)
   endforeach()
   list(JOIN limited_models "|" models_re)
-  set(limited_filter "^(micro/(fork-wait|pool-apply)(/real_time)?$|workers/(${models_re})/)")
+  set(limited_filter "^(micro/(fork-wait|pool-apply)(/spin:off)?(/real_time)?$|workers/(${models_re})/)")
   set(micro_fail micro/fork-wait micro/pool-apply micro/thread-create-join)
   set(cpp_args)
   set(py_args)
@@ -77,12 +78,16 @@ if(CONCLAB_BUILD_BENCH)
       list(APPEND py_args --${kind} python/${row})
     endforeach()
   endforeach()
+  foreach(row micro/fork-wait micro/pool-apply)
+    list(APPEND cpp_args --ok ${row}/spin:off)
+  endforeach()
   set(cpp_micro_args)
   set(py_micro_args)
   foreach(row IN LISTS micro_fail)
     list(APPEND cpp_micro_args --fail ${row})
     list(APPEND py_micro_args --fail python/${row})
   endforeach()
+  list(APPEND cpp_micro_args --fail micro/fork-wait/spin:off --fail micro/pool-apply/spin:off)
   set(bench_cmd ${BIN}/conclab-bench --benchmark_min_time=0.01 --benchmark_out={out} --benchmark_out_format=json)
   set(peer ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py)
   set(peer_cmd ${Python3_EXECUTABLE} ${peer} --min-time 0.01 --out {out})
