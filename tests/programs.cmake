@@ -125,12 +125,15 @@ if(CONCLAB_BUILD_BENCH)
                 --filter ${forkserver_filter} --out {out})
 endif()
 
-# scripts/bench: a flag without its value is a usage error
+# scripts/bench and scripts/test: a flag without its value is a usage error
 # (exit 2, one line), found before anything is built or run.
 conclab_check(scripts.bench.bad-args bad-args --says "--filter => --filter needs a regex"
               --says "--filter= => --filter needs a regex" --says "--out => --out needs a folder"
               --says "--filter --full => --filter needs a regex" --says "--full --nope => unknown argument"
               -- ${PROJECT_SOURCE_DIR}/scripts/bench)
+conclab_check(scripts.test.bad-args bad-args --no-common --says "--preset => --preset needs a name"
+              --says "--preset --werror => --preset needs a name" --says "--preset nope => unknown preset 'nope'"
+              -- ${PROJECT_SOURCE_DIR}/scripts/test)
 
 # scripts/report on a fixture with known numbers, and on bad input.
 conclab_check(report.fixture report ${PROJECT_SOURCE_DIR}/scripts/report ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/report
