@@ -4,8 +4,14 @@
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
+#include <atomic>
+#include <chrono>
+#include <exception>
 #include <string>
 #include <vector>
+
+#include "conclab/clock.hpp"
+#include "conclab/error.hpp"
 
 namespace conclab::bench {
 
@@ -44,6 +50,40 @@ inline double cpu_seconds() {
   };
   return total(RUSAGE_SELF) + total(RUSAGE_CHILDREN);
 }
+
+// Runs one row's body. An exception (EAGAIN from a thread or fork under a low
+// process limit, a lost pool task, ...) ends this row alone, with its message
+// in the JSON (error_occurred, error_message) and on the console; the run goes
+// on with the next row. The body's own destructors (RAII) have joined its
+// threads and reaped its children by the time the exception arrives here, so
+// the next row starts clean. failed_rows counts the rows that failed:
+// conclab-bench exits 1 when there is any.
+inline std::atomic<int> failed_rows{0};
+
+template <class Body>
+void guarded(benchmark::State& state, Body&& body) noexcept {
+  try {
+    body();
+  } catch (...) {
+    state.SkipWithError(describe(std::current_exception()).c_str());
+    ++failed_rows;
+  }
+}
+
+// Sets the spin window (clock.hpp) for as long as it lives, then puts back
+// the one before, even when the row fails.
+class SpinWindowFor {
+ public:
+  explicit SpinWindowFor(std::chrono::microseconds window) noexcept : before_(spin_window()) {
+    set_spin_window(window);
+  }
+  ~SpinWindowFor() { set_spin_window(before_); }
+  SpinWindowFor(const SpinWindowFor&) = delete;
+  SpinWindowFor& operator=(const SpinWindowFor&) = delete;
+
+ private:
+  std::chrono::microseconds before_;
+};
 
 // Registration of each benchmark family; called once from main().
 void register_workers(const Options& options);

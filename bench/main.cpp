@@ -9,12 +9,15 @@
 #include <fmt/core.h>
 
 #include <charconv>
+#include <cmath>
+#include <optional>
 #include <string_view>
 #include <string>
 #include <vector>
 
 #include "bench.hpp"
 #include "conclab/cli.hpp"
+#include "conclab/clock.hpp"
 
 namespace {
 
@@ -36,6 +39,18 @@ std::optional<Case> parse_case(const std::string& text) {
   return c;
 }
 
+// --max-ideal-s: a positive, finite number of seconds, said in one short
+// sentence (CLI::PositiveNumber prints the whole 309-digit DBL_MAX).
+std::string check_seconds(std::string& text) {
+  double value = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (err == std::errc::invalid_argument || end != text.data() + text.size() || std::isnan(value))
+    return "'" + text + "' is not a number of seconds";
+  if (err != std::errc() || std::isinf(value)) return text + " is out of range";
+  if (value <= 0) return text + " is not a positive number of seconds";
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +68,7 @@ int main(int argc, char** argv) {
           "CASES"))
       ->capture_default_str();
   app.add_option("--max-ideal-s", options.max_ideal_s, "leave out rows whose ideal time exceeds this (seconds)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Validator(check_seconds, "SECONDS > 0"))
       ->capture_default_str();
   app.add_option("--context", context, "KEY=VALUE added to the JSON context (repeatable)");
   app.allow_extras();
@@ -71,6 +86,8 @@ int main(int argc, char** argv) {
       benchmark::AddCustomContext(kv.substr(0, eq), kv.substr(eq + 1));
     }
     benchmark::AddCustomContext("compiler", "g++ " __VERSION__);
+    // The spin window of every row but the spin:off ones (clock.hpp): how to read their cpu_s.
+    benchmark::AddCustomContext("spin_window_us", std::to_string(conclab::spin_window().count()));
 
     // Hand Google Benchmark the flags conclab did not take.
     std::vector<std::string> rest = app.remaining();
@@ -86,6 +103,13 @@ int main(int argc, char** argv) {
     conclab::bench::register_workers(options);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
+    // Every row is in the JSON, the failed ones with their error_message;
+    // the exit status still says that the run was not whole.
+    if (int failed = conclab::bench::failed_rows.load()) {
+      fmt::print(stderr, "conclab-bench: {} row{} failed (see ERROR OCCURRED above, error_message in the JSON)\n",
+                 failed, failed == 1 ? "" : "s");
+      return conclab::kExitFailure;
+    }
     return conclab::kExitOk;
   });
 }

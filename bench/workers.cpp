@@ -158,7 +158,7 @@ double ideal_seconds(const Model& model, const Case& c) {
   return c.sleep_ms / 1000.0 * std::ceil(double(c.tasks) / model.concurrency(c.tasks));
 }
 
-void run_case(benchmark::State& state, const Model& model, Case c) {
+void measure_case(benchmark::State& state, const Model& model, Case c) {
   std::shared_ptr<void> keep;
   auto run = model.prepare(c, keep);
   const double cpu_before = cpu_seconds();
@@ -177,6 +177,12 @@ void run_case(benchmark::State& state, const Model& model, Case c) {
     state.counters["efficiency"] = ideal_s / measured_s;
     state.counters["overhead_us"] = (measured_s - ideal_s) / c.tasks * 1e6;
   }
+}
+
+// One row. A failure anywhere in it (a pool that cannot start its workers,
+// a thread or fork refused, a lost task) ends this row only (guarded()).
+void run_case(benchmark::State& state, const Model& model, Case c) {
+  guarded(state, [&] { measure_case(state, model, c); });
 }
 
 }  // namespace

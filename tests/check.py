@@ -4,9 +4,9 @@
     check.py run [--expect K=V] [--min K=X] [--max K=X] [--count TEXT=N] -- CMD...
         run CMD, require exit 0 and a final summary line of key=value pairs
         meeting every condition
-    check.py bad-args [--worker-flags] -- CMD...
+    check.py bad-args [--worker-flags] [--no-common] [--extra ARGS]... [--says "ARGS => TEXT"]... -- CMD...
         require `CMD --help` to exit 0 and every bad command line to exit 2
-        with exactly one line on stderr
+        with exactly one short line on stderr (containing TEXT for --says)
     check.py bench-json FILE NAME...
         require FILE to be Google Benchmark JSON holding every NAME
     check.py report-of SCRIPT DIR
@@ -14,12 +14,29 @@
     check.py report SCRIPT FIXTURE_DIR WORK_DIR
         run scripts/report on the fixtures and check the tables it writes,
         and its one-line errors for missing and malformed input
+    check.py per-task-us -- CMD...
+        run conclab-bench CMD on micro/pool-apply-async: the console shows
+        per_task_us as a plain number, and the JSON's agrees with real_time
+    check.py start-method METHOD --row NAME... -- SCRIPT ARGS...
+        run the Python program SCRIPT (writing JSON to {out}) with METHOD as
+        multiprocessing's default start method; require exit 0 and every row
+    check.py limited --nproc N [--ok ROW]... [--fail ROW]... [--stage FILE]... [--python] -- CMD...
+        run a benchmark program CMD (writing its JSON to {out}) under
+        RLIMIT_NPROC = N as a spare uid, and require every --ok row measured,
+        every --fail row present with its error, exit status 1, and nothing of
+        the run left alive afterwards
 """
 import argparse
 import json
+import os
+import re
 import pathlib
+import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 TIMEOUT_S = 120
 failures = []
@@ -83,19 +100,77 @@ WORKER_BAD = [["--tasks", "0"], ["--tasks", "-1"], ["--tasks", "abc"], ["--tasks
 COMMON_BAD = [["--no-such-flag"], ["--no-such-flag=3"]]
 
 
+# A usage error is one plain sentence: longer than this, it is not (a
+# 309-digit bound, a dump of every choice).
+MAX_USAGE_LINE = 200
+
+
 def cmd_bad_args(args):
     help_run = run(args.cmd + ["--help"])
     if help_run.returncode != 0 or not help_run.stdout.strip():
         fail(f"--help: exit {help_run.returncode} with {len(help_run.stdout)} bytes of usage, expected 0 and usage")
-    for bad in (WORKER_BAD if args.worker_flags else COMMON_BAD) + [a.split() for a in args.extra]:
+    says = [item.split(" => ", 1) for item in args.says]
+    common = [] if args.no_common else WORKER_BAD if args.worker_flags else COMMON_BAD
+    for bad, text in [(b, None) for b in common + [a.split() for a in args.extra]] + [(a.split(), t) for a, t in says]:
         result = run(args.cmd + bad)
         lines = result.stderr.splitlines()
         if result.returncode != 2:
             fail(f"{' '.join(bad)}: exit {result.returncode}, expected 2 (stderr: {result.stderr!r})")
         elif len(lines) != 1:
             fail(f"{' '.join(bad)}: {len(lines)} lines on stderr, expected one: {result.stderr!r}")
+        elif len(lines[0]) > MAX_USAGE_LINE:
+            fail(f"{' '.join(bad)}: a {len(lines[0])}-character line, expected one short sentence: {lines[0]!r}")
+        elif text is not None and text not in lines[0]:
+            fail(f"{' '.join(bad)}: {lines[0]!r} does not say {text!r}")
         else:
             print(f"ok: {' '.join(bad)} -> {lines[0]}")
+
+
+def cmd_per_task_us(args):
+    """per_task_us is a plain number of microseconds, on the console and in the JSON."""
+    with tempfile.TemporaryDirectory() as work:
+        out = pathlib.Path(work) / "out.json"
+        result = run(args.cmd + ["--benchmark_filter=^micro/pool-apply-async/", "--benchmark_out=" + str(out),
+                                 "--benchmark_out_format=json"])
+        sys.stdout.write(result.stdout)
+        if result.returncode != 0:
+            fail(f"exit {result.returncode}: {result.stderr}")
+            return
+        shown = re.search(r"per_task_us=(\S+)", result.stdout)
+        if not shown:
+            fail("the console shows no per_task_us")
+        elif not re.fullmatch(r"[0-9.]+[kMGTmunp]?", shown[1]):
+            fail(f"the console shows per_task_us={shown[1]}: expected a plain number (microseconds, no unit)")
+        row = json.loads(out.read_text())["benchmarks"][0]
+        per_batch_us = row["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[row["time_unit"]]
+        expected = per_batch_us / 1000  # a batch is 1,000 tasks
+        if not abs(row["per_task_us"] - expected) <= 0.1 * expected:
+            fail(f"JSON per_task_us={row['per_task_us']}, expected about {expected:.3f} (real_time / 1000)")
+        else:
+            print(f"ok: per_task_us={row['per_task_us']:.3f} (real_time / 1000 = {expected:.3f})")
+
+
+def cmd_start_method(args):
+    """Run a Python program as if METHOD were multiprocessing's default (forkserver: CPython 3.14 on Linux)."""
+    with tempfile.TemporaryDirectory() as work:
+        out = pathlib.Path(work) / "out.json"
+        script, rest = args.cmd[0], [c.replace("{out}", str(out)) for c in args.cmd[1:]]
+        code = ("import multiprocessing, runpy, sys\n"
+                f"multiprocessing.set_start_method({args.method!r})\n"
+                f"sys.argv = {[script] + rest!r}\n"
+                f"runpy.run_path({script!r}, run_name='__main__')\n")
+        result = run([sys.executable, "-c", code])
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if result.returncode != 0:
+            fail(f"with {args.method} as the default start method: exit {result.returncode}")
+            return
+        rows = {b["name"]: b for b in json.loads(out.read_text())["benchmarks"]}
+        for name in args.row:
+            if name not in rows or rows[name].get("error_occurred"):
+                fail(f"row {name}: {rows.get(name, 'missing')}")
+            else:
+                print(f"ok: {name}")
 
 
 def cmd_bench_json(args):
@@ -135,6 +210,21 @@ def cmd_report(args):
         "| threaded | 2 | 1.5 ms | 310.0 ms | 0.005 | 1.87× | 0.97× |",
         "- git revision: abc123",
         "![wall time against tasks at sleep_ms=100](plots/workers-sleep100.png)",
+        # failed rows: listed with their message, "failed" in their cells, the rest still compared
+        "## Failed rows",
+        "| `workers/forked/tasks:1000/sleep_ms:100` | C++ | fork: Resource temporarily unavailable |",
+        "| `micro/fork-wait` | Python | BlockingIOError: [Errno 11] Resource temporarily unavailable |",
+        "| forked | not run | failed |",
+        "| forked | 1000 | failed | – |",
+        "| `micro/fork-wait` | 200.0 µs | failed | – |",
+        # the spin window: latency gain (off - on) beside its CPU cost (on - off), per operation
+        "| `micro/fork-wait` (fork + `Process::join`) | 200.0 µs | 230.0 µs | +30.0 µs (13%) | 150.0 µs | 120.0 µs "
+        "| +30.0 µs |",
+        "| `micro/pool-apply` (`pool.apply` round trip) | 15.0 µs | 20.0 µs | +5.0 µs (25%) | 40.0 µs | 22.0 µs "
+        "| +18.0 µs |",
+        "first poll for up to 50 µs (the spin window",
+        "**Reading CPU (`cpu_s`) with the spin in mind.**",
+        "so these rows have no Python peer",
     ]
     for text in expected:
         if text not in report:
@@ -144,9 +234,13 @@ def cmd_report(args):
         fail(f"{png}: no PNG plot")
     doc = json.loads(merged.read_text())
     names = {b["name"] for b in doc["benchmarks"]}
-    for name in ("workers/threaded/tasks:1000/sleep_ms:100", "python/workers/threaded/tasks:1000/sleep_ms:100"):
+    for name in ("workers/threaded/tasks:1000/sleep_ms:100", "python/workers/threaded/tasks:1000/sleep_ms:100",
+                 "workers/forked/tasks:1000/sleep_ms:100", "python/micro/fork-wait"):
         if name not in names:
             fail(f"latest.json lacks {name}")
+    for row in doc["benchmarks"]:
+        if row["name"] == "workers/forked/tasks:1000/sleep_ms:100" and not row.get("error_message"):
+            fail(f"latest.json keeps the failed row without its error: {row}")
     # The merged file renders again on its own.
     again = run([sys.executable, script, str(merged), "--out", str(work / "again.md")])
     if again.returncode != 0 or (work / "again.md").read_text() != report:
@@ -169,8 +263,11 @@ def cmd_report(args):
     no_rows.write_text('{"context": {}}')
     no_time = work / "notime.json"
     no_time.write_text('{"benchmarks": [{"name": "x", "time_unit": "ms"}]}')
+    no_message = work / "nomessage.json"
+    no_message.write_text('{"benchmarks": [{"name": "x", "error_occurred": true, "real_time": 0, "time_unit": "ms"}]}')
     for path, problem in [(work / "missing.json", "cannot read"), (bad_json, "not valid JSON"),
-                          (no_rows, "no 'benchmarks' list"), (no_time, "has no real_time")]:
+                          (no_rows, "no 'benchmarks' list"), (no_time, "has no real_time"),
+                          (no_message, "has no name or error_message")]:
         r = run([sys.executable, script, str(path), "--out", str(work / "bad.md")])
         lines = r.stderr.splitlines()
         if r.returncode != 2 or len(lines) != 1 or str(path) not in lines[0] or problem not in lines[0]:
@@ -186,9 +283,159 @@ def cmd_report_of(args):
         fail(f"report of {work}: exit {r.returncode}: {r.stderr}")
         return
     report = out.read_text()
-    for text in ("## Sleep-bound workers", "### sleep_ms = 2", "| threaded | 3 |", "`micro/thread-create-join`"):
+    for text in ("## Sleep-bound workers", "### sleep_ms = 2", "| threaded | 3 |", "`micro/thread-create-join`",
+                 "### The spin window: latency bought, CPU paid", "`micro/fork-wait/spin:off`"):
         if text not in report:
             fail(f"{out} lacks: {text}")
+    # Both spin pairs measured, each with its CPU per operation (no "–" in the line).
+    for start in ("| `micro/fork-wait` (fork", "| `micro/pool-apply` (`pool.apply`"):
+        line = next((l for l in report.splitlines() if l.startswith(start)), None)
+        if line is None or "–" in line:
+            fail(f"{out}: spin row {start!r}: {line!r}, expected wall and CPU with the spin on and off")
+
+
+# --- limited: a benchmark run under a low process limit -----------------------------
+
+SKIP = 77  # ctest's SKIP_RETURN_CODE for these checks
+
+
+def uids_in_use():
+    """The real uids of every process on the machine."""
+    uids = set()
+    for status in pathlib.Path("/proc").glob("[0-9]*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("Uid:"):
+                    uids.add(int(line.split()[1]))
+                    break
+        except OSError:
+            pass  # the process ended meanwhile
+    return uids
+
+
+def pids_of(uid):
+    pids = []
+    for status in pathlib.Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            pids.append((int(status.parent.name), fields.get("Name", "?").strip()))
+    return pids
+
+
+def spare_uid():
+    """A uid that no process uses and no user owns: RLIMIT_NPROC then counts only our run.
+
+    Root ignores RLIMIT_NPROC, and a uid shared with other processes (another
+    test in parallel) would make the limit count theirs too.
+    """
+    in_use = uids_in_use()
+    try:
+        import pwd
+        in_use |= {u.pw_uid for u in pwd.getpwall()}
+    except ImportError:
+        pass
+    start = 40000 + os.getpid() % 20000  # tests running at once start far apart
+    for i in range(20000):
+        uid = 40000 + (start - 40000 + i) % 20000
+        if uid not in in_use:
+            return uid
+    raise RuntimeError("no spare uid in [40000, 60000)")
+
+
+def as_user(uid, nproc):
+    """subprocess arguments that run a command as uid (no groups) with RLIMIT_NPROC = nproc."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    return dict(user=uid, group=uid, extra_groups=[], preexec_fn=limit)
+
+
+def runs_as(uid, cmd):
+    """Whether uid can start cmd (it may live under a directory only root can enter, such as /root)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=60, **as_user(uid, 64)).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def cmd_limited(args):
+    if os.geteuid() != 0:
+        print("SKIP: needs root, to run the benchmark as a spare uid: RLIMIT_NPROC counts every process of "
+              "a uid, so under your own uid the limit would depend on what else you run")
+        sys.exit(SKIP)
+    uid = spare_uid()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="conclab-limited-"))
+    try:
+        os.chown(work, uid, uid)
+        # The programs, copied where the spare uid can read them (a clone may be in /root).
+        cmd = list(args.cmd)
+        for path in args.stage:
+            copy = work / pathlib.Path(path).name
+            shutil.copy(path, copy)
+            os.chmod(copy, 0o755)
+            cmd = [str(copy) if c == path else c for c in cmd]
+        if args.python and not runs_as(uid, [cmd[0], "-c", "pass"]):
+            # A Python under /root (pyenv) is out of the spare uid's reach: the system's will do.
+            system = next((p for p in ("/usr/bin/python3", "/bin/python3") if runs_as(uid, [p, "-c", "pass"])), None)
+            if system is None:
+                print(f"SKIP: uid {uid} can run neither {cmd[0]} nor /usr/bin/python3")
+                sys.exit(SKIP)
+            print(f"note: uid {uid} cannot run {cmd[0]}; using {system}")
+            cmd[0] = system
+        out = work / "out.json"
+        cmd = [c.replace("{out}", str(out)) for c in cmd]
+        print(f"as uid {uid} with RLIMIT_NPROC={args.nproc}: {' '.join(cmd)}", flush=True)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=work,
+                                    **as_user(uid, args.nproc))
+        except subprocess.TimeoutExpired:
+            fail(f"still running after {TIMEOUT_S} s")
+            result = None
+        if result is not None:
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+            if result.returncode != 1:
+                fail(f"exit status {result.returncode}, expected 1 (some rows failed)")
+        # Nothing of the run may outlive it: every child reaped, every pool ended.
+        deadline = time.monotonic() + 5
+        while pids_of(uid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = pids_of(uid)
+        if left:
+            fail(f"processes of the run still alive after it ended: {left}")
+            for pid, _ in left:  # ours: the uid is spare and was picked above
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        if result is None:
+            return
+        try:
+            doc = json.loads(out.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            fail(f"the JSON of the run is not whole: {e}")
+            return
+        rows = {b["name"].replace("/real_time", ""): b for b in doc.get("benchmarks", [])}
+        for name in args.ok:
+            row = rows.get(name)
+            if row is None:
+                fail(f"no row {name} (have: {sorted(rows)})")
+            elif row.get("error_occurred") or not row.get("real_time", 0) > 0:
+                fail(f"{name}: expected a measured row, got {row}")
+            else:
+                print(f"ok: {name} measured")
+        for name in args.fail:
+            row = rows.get(name)
+            if row is None:
+                fail(f"no row {name} (have: {sorted(rows)})")
+            elif not row.get("error_occurred") or not row.get("error_message"):
+                fail(f"{name}: expected a failed row with its error_message, got {row}")
+            else:
+                print(f"ok: {name} failed with: {row['error_message']}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -200,7 +447,15 @@ def main():
     p.add_argument("cmd", nargs="+")
     p = sub.add_parser("bad-args")
     p.add_argument("--worker-flags", action="store_true")
+    p.add_argument("--no-common", action="store_true", help="only --extra and --says (CMD passes unknown flags on)")
     p.add_argument("--extra", action="append", default=[], help="one more bad command line (space-separated)")
+    p.add_argument("--says", action="append", default=[], help="'ARGS => TEXT': a bad command line and its message")
+    p.add_argument("cmd", nargs="+")
+    p = sub.add_parser("per-task-us")
+    p.add_argument("cmd", nargs="+")
+    p = sub.add_parser("start-method")
+    p.add_argument("method")
+    p.add_argument("--row", action="append", default=[])
     p.add_argument("cmd", nargs="+")
     p = sub.add_parser("bench-json")
     p.add_argument("file")
@@ -212,9 +467,17 @@ def main():
     p.add_argument("script")
     p.add_argument("fixtures")
     p.add_argument("work")
+    p = sub.add_parser("limited")
+    p.add_argument("--nproc", type=int, required=True)
+    p.add_argument("--ok", action="append", default=[], help="a row that must be measured")
+    p.add_argument("--fail", action="append", default=[], help="a row that must fail with its error")
+    p.add_argument("--stage", action="append", default=[], help="a file of CMD to copy where the spare uid can read it")
+    p.add_argument("--python", action="store_true", help="CMD[0] is a Python interpreter (another may do)")
+    p.add_argument("cmd", nargs="+")
     args = parser.parse_args()
     {"run": cmd_run, "bad-args": cmd_bad_args, "bench-json": cmd_bench_json, "report": cmd_report,
-     "report-of": cmd_report_of}[args.command](args)
+     "report-of": cmd_report_of, "limited": cmd_limited, "per-task-us": cmd_per_task_us,
+     "start-method": cmd_start_method}[args.command](args)
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         return 1

@@ -8,6 +8,11 @@ scripts/report can put each row beside its C++ twin:
 
 Timing follows Google Benchmark's rule: repeat a row until it has run for at
 least --min-time seconds (at least once), report the mean per iteration.
+
+A row that fails (a thread or process that cannot start, a lost result) is
+written as Google Benchmark writes one ended by SkipWithError:
+"error_occurred": true and its "error_message"; the other rows still run, and
+the exit status is 1.
 """
 import _thread
 import argparse
@@ -15,6 +20,7 @@ import datetime
 import json
 import math
 import multiprocessing
+import multiprocessing.dummy
 import multiprocessing.pool
 import os
 import platform
@@ -27,6 +33,13 @@ import time
 
 
 # --- the worker models: one entry per model, as in bench/workers.cpp ---------
+
+# Every process here is forked, as conclab::Process forks, and the start method
+# is pinned on each object (FORK.Process, FORK.Pool, FORK.Array, FORK.Manager),
+# not left to the default: shared-memory's target is a closure and its Array
+# reaches the children by inheritance, which only fork allows, and CPython 3.14
+# makes forkserver the default on Linux.
+FORK = multiprocessing.get_context("fork")
 
 CPU_ITERATIONS = 1_000_000  # kCpuIterations in bench/bench.hpp
 MASK = (1 << 64) - 1
@@ -53,10 +66,37 @@ def run_serial(tasks, sleep_ms):
         work(sleep_ms)
 
 
+# How long one run of a row may wait for its children or its pool before the
+# row fails: far above the slowest row of the full profile. CPython waits
+# forever for a pool task whose worker died (gh-66587), and a Manager whose
+# server process cannot start a thread for a new connection never answers it.
+HANG_S = 300
+
+
+def start_all(workers, stop=None):
+    """Start every worker. If one cannot start, stop (if given) and join those that did, then re-raise."""
+    started = []
+    try:
+        for w in workers:
+            w.start()
+            started.append(w)
+    except BaseException:
+        end_all(started, stop)
+        raise
+
+
+def end_all(workers, stop=None):
+    """Stop (if given) every worker still running, then join them all: nothing outlives a failed row."""
+    for w in workers:
+        if stop and w.is_alive():
+            stop(w)
+    for w in workers:
+        w.join()
+
+
 def run_in_threads(tasks, target):
     threads = [threading.Thread(target=target) for _ in range(tasks)]
-    for t in threads:
-        t.start()
+    start_all(threads)  # a thread cannot be stopped: those started are waited for
     for t in threads:
         t.join()
 
@@ -67,9 +107,8 @@ def run_threaded(tasks, sleep_ms):
 
 def run_forked(tasks, sleep_ms):
     """One multiprocessing.Process per task (lab 03)."""
-    children = [multiprocessing.Process(target=work, args=(sleep_ms,)) for _ in range(tasks)]
-    for p in children:
-        p.start()
+    children = [FORK.Process(target=work, args=(sleep_ms,)) for _ in range(tasks)]
+    start_all(children, FORK.Process.terminate)
     for p in children:
         p.join()
         if p.exitcode != 0:
@@ -83,23 +122,43 @@ def manager():
     """One Manager server for the whole run: starting one takes tens of milliseconds."""
     global _manager
     if _manager is None:
-        _manager = multiprocessing.Manager()
+        _manager = FORK.Manager()
     return _manager
+
+
+def discard_manager():
+    """End the Manager's server after a failed row: it may be unable to answer (see HANG_S).
+
+    shutdown() would ask the server over a new connection, and wait forever
+    for a server that no longer accepts one; killing its process first makes
+    shutdown() only clean up.
+    """
+    global _manager, _dict
+    if _manager is not None:
+        _manager._process.kill()
+        _manager.shutdown()
+        _manager, _dict = None, None
 
 
 def run_shared_memory(tasks, sleep_ms):
     """A process per task writing its index into an Array and a Manager().dict() (lab 04)."""
-    results, by_task = multiprocessing.Array("q", [-1] * tasks), manager().dict()
+    results, by_task = FORK.Array("q", [-1] * tasks), manager().dict()
 
     def task(i):
         work(sleep_ms)
         results[i] = i
         by_task[i] = i
-    children = [multiprocessing.Process(target=task, args=(i,)) for i in range(tasks)]
-    for p in children:
-        p.start()
-    for p in children:
-        p.join()
+    children = [FORK.Process(target=task, args=(i,)) for i in range(tasks)]
+    try:
+        start_all(children, FORK.Process.terminate)
+        deadline = time.monotonic() + HANG_S
+        for p in children:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                raise RuntimeError(f"shared-memory: a child still runs after {HANG_S} s")
+    except BaseException:
+        end_all([p for p in children if p.pid is not None], FORK.Process.terminate)
+        raise
     if list(results) != list(range(tasks)) or dict(by_task) != {i: i for i in range(tasks)}:
         raise RuntimeError("shared-memory: a result did not arrive")
 
@@ -115,12 +174,46 @@ def run_pool(pool_class):
     """A pool (made once per row, outside the timing) mapping work over the tasks, one task per chunk."""
     def prepare(tasks, sleep_ms):
         pool = pool_class(pool_size(tasks))
-        def clean_up():
-            pool.close()
+
+        def run():
+            # pool.map(...) is map_async(...).get(): the same, with a deadline.
+            try:
+                return pool.map_async(work, [sleep_ms] * tasks, chunksize=1).get(HANG_S)
+            except multiprocessing.TimeoutError:
+                raise RuntimeError(f"no result after {HANG_S} s (a worker died? CPython's Pool waits forever)") from None
+
+        def clean_up(failed):
+            if failed:
+                pool.terminate()  # close() would wait for a task that never ends
+            else:
+                pool.close()
             pool.join()
-        pool.map(work, [sleep_ms] * tasks, chunksize=1)  # warm up: every worker started
-        return (lambda: pool.map(work, [sleep_ms] * tasks, chunksize=1)), clean_up
+        try:
+            run()  # warm up: every worker started
+        except BaseException:
+            clean_up(True)
+            raise
+        return run, clean_up
     return prepare
+
+
+class _WorkerThread(multiprocessing.dummy.DummyProcess):
+    def terminate(self):
+        """Called only by Pool.__init__ when a later worker could not start: tell this one to leave."""
+        self._args[0].put(None)  # the worker's inqueue; None ends multiprocessing.pool.worker
+
+
+class ThreadPool(multiprocessing.pool.ThreadPool):
+    """multiprocessing.pool.ThreadPool, fixed for a start that fails.
+
+    When a worker thread cannot start (RuntimeError: can't start new thread),
+    CPython's Pool.__init__ calls terminate() on the threads it started, which
+    DummyProcess does not have: the real error becomes an AttributeError and the
+    started threads stay blocked forever. Timing is unchanged.
+    """
+    @staticmethod
+    def Process(ctx, *args, **kwds):
+        return _WorkerThread(*args, **kwds)
 
 
 def run_thread_locked(hold_across_work):
@@ -150,11 +243,11 @@ def simple(run):
 MODELS = {
     "serial": (lambda tasks: 1, simple(run_serial)),
     "threaded": (lambda tasks: tasks, simple(run_threaded)),
-    "thread-pool": (pool_size, run_pool(multiprocessing.pool.ThreadPool)),
+    "thread-pool": (pool_size, run_pool(ThreadPool)),
     "thread-locked": (lambda tasks: 1, simple(run_thread_locked(True))),
     "thread-locked-outside": (lambda tasks: tasks, simple(run_thread_locked(False))),
     "forked": (lambda tasks: tasks, simple(run_forked)),
-    "process-pool": (pool_size, run_pool(multiprocessing.Pool)),
+    "process-pool": (pool_size, run_pool(FORK.Pool)),
     "shared-memory": (lambda tasks: tasks, simple(run_shared_memory)),
 }
 
@@ -194,7 +287,7 @@ def rlock_contended(batch=10_000):
 
 
 def fork_wait():
-    p = multiprocessing.Process(target=int)
+    p = FORK.Process(target=int)
     p.start()
     p.join()
 
@@ -207,7 +300,7 @@ _key = 0
 def shared_array_locked_increment(batch=1000):
     global _array
     if _array is None:
-        _array = multiprocessing.Array("q", 1)
+        _array = FORK.Array("q", 1)
     for _ in range(batch):
         with _array.get_lock():
             _array[0] += 1
@@ -241,7 +334,7 @@ def micro_pool():
     """One Pool(2) for the pool microbenchmarks, as conclab-bench's."""
     global _pool
     if _pool is None:
-        _pool = multiprocessing.Pool(2)
+        _pool = FORK.Pool(2)
     return _pool
 
 
@@ -298,18 +391,24 @@ def measure(fn, min_time, clean_up=None):
     """Run fn until min_time seconds have passed; return (iterations, wall_s, cpu_s) per iteration.
 
     fn may return an int: how many operations one call did (a batch); else one.
-    clean_up (ending a pool, which reaps its workers) runs before the CPU time
-    is read, so that the workers' CPU time counts, as in conclab-bench.
+    clean_up(failed) (ending a pool, which reaps its workers) runs before the
+    CPU time is read, so that the workers' CPU time counts, as in conclab-bench;
+    and when fn raises, before the error leaves.
     """
     iterations, cpu0, start = 0, cpu_seconds(), time.perf_counter()
-    while True:
-        n = fn()
-        iterations += n if isinstance(n, int) else 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            break
+    try:
+        while True:
+            n = fn()
+            iterations += n if isinstance(n, int) else 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+    except BaseException:
+        if clean_up:
+            clean_up(True)
+        raise
     if clean_up:
-        clean_up()
+        clean_up(False)
     return iterations, elapsed / iterations, (cpu_seconds() - cpu0) / iterations
 
 
@@ -349,7 +448,6 @@ def main():
     parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
     parser.add_argument("--out", help="write the JSON here (default: stdout only)")
     args = parser.parse_args()
-    multiprocessing.set_start_method("fork")  # as conclab::Process; the default on Linux up to 3.13
     try:
         pattern = re.compile(args.filter)
     except re.error as e:
@@ -365,10 +463,23 @@ def main():
         rows.append(row)
         print(f"{row['name']:<55} {row['real_time']:12.3f} {unit:<2} {iterations:8d}", flush=True)
 
+    def emit_error(name, unit, error):
+        """A failed row, in the shape Google Benchmark gives a row ended by SkipWithError."""
+        message = f"{type(error).__name__}: {error}"
+        rows.append({"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration",
+                     "error_occurred": True, "error_message": message, "iterations": 0,
+                     "real_time": 0, "cpu_time": 0, "time_unit": unit})
+        print(f"{'python/' + name:<55} ERROR OCCURRED: {message!r}", flush=True)
+
     # The microbenchmarks first, while the process is small, as conclab-bench does.
     for name, fn in MICRO.items():
         if pattern.search(name):
-            iterations, wall_s, cpu_s = measure(fn, args.min_time)
+            try:
+                iterations, wall_s, cpu_s = measure(fn, args.min_time)
+            except Exception as e:
+                emit_error(name, "us", e)
+                discard_manager()
+                continue
             unit = "ns" if wall_s < 1e-6 else "us"
             emit(name, iterations, wall_s, cpu_s, unit, {})
     shut_down_helpers()  # the worker rows run without the micro pool's processes and threads
@@ -382,8 +493,13 @@ def main():
             ideal_s = sleep_ms / 1000 * math.ceil(tasks / concurrency(tasks))
             if ideal_s > args.max_ideal_s or not pattern.search(name):
                 continue
-            run, clean_up = prepare(tasks, sleep_ms)
-            iterations, wall_s, cpu_s = measure(run, args.min_time, clean_up)
+            try:
+                run, clean_up = prepare(tasks, sleep_ms)
+                iterations, wall_s, cpu_s = measure(run, args.min_time, clean_up)
+            except Exception as e:
+                emit_error(name, "ms", e)
+                discard_manager()
+                continue
             counters = {"cpu_s": cpu_s, "tasks": tasks}
             if sleep_ms:
                 counters.update(ideal_s=ideal_s, efficiency=ideal_s / wall_s,
@@ -399,6 +515,11 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=2)
+    failed = sum(1 for row in rows if row.get("error_occurred"))
+    if failed:
+        print(f"bench_workers.py: {failed} row{'s' if failed > 1 else ''} failed (see ERROR OCCURRED above, "
+              "error_message in the JSON)", file=sys.stderr)
+        return 1
     return 0
 
 
