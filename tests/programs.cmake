@@ -60,7 +60,7 @@ if(CONCLAB_BUILD_BENCH)
   # must still be measured (nothing of the failed row is left in the way), the
   # JSON must be whole, and nothing may outlive the run. With RLIMIT_NPROC=1
   # not even one fork or thread starts: every micro row fails, spin:off too.
-  set(limited_models threaded thread-locked-outside forked process-pool shared-memory)
+  set(limited_models threaded thread-pool thread-locked-outside forked process-pool shared-memory)
   set(limited_ok micro/fork-wait micro/pool-apply)
   set(limited_fail)
   foreach(model IN LISTS limited_models)
