@@ -45,6 +45,13 @@ char* server_argv0 = nullptr;  // the server's argv[0], renamed in each worker
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
+// True when `fd` is a SOCK_SEQPACKET socket: the fork server's, handed over by its pool.
+bool is_server_socket(int fd) noexcept {
+  int type = 0;
+  socklen_t len = sizeof type;
+  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
+}
+
 // --- sending and receiving descriptors on a SOCK_SEQPACKET socket ------------------------
 
 // One message with up to two descriptors attached (copies of them arrive). Returns false when the
@@ -118,12 +125,15 @@ class Resolver {
       auto trampoline = reinterpret_cast<Trampoline>(resolver(decode_ref(refs)));
       auto fn = resolver(decode_ref(refs));
       trampoline(fn, config.initializer->args);
+      append_frame(out, kReady, {});
     } catch (...) {
+      out.clear();
       append_frame(out, kInitFailed, describe(std::current_exception(), true));
       write_all(fd, out);
       std::fflush(nullptr);
       ::_exit(3);
     }
+    if (!write_all(fd, out)) ::_exit(0);
   }
   std::string in;
   char buffer[64 * 1024];
@@ -197,8 +207,12 @@ void fork_worker(int server_fd, std::vector<Child>& children, const WorkerConfig
       }
     }
     if (::dup2(worker_end.get(), kWorkerFd) < 0) ::_exit(1);
-    ::close_range(kWorkerFd + 1, ~0U, 0);
-    worker_main(kWorkerFd, config, init_refs);
+    close_descriptors(kWorkerFd + 1);
+    try {
+      worker_main(kWorkerFd, config, init_refs);
+    } catch (...) {  // never unwind into the server's loop: this is a worker
+      ::_exit(70);
+    }
   }
   worker_end.reset();
   unique_fd pidfd(pidfd_open(pid));  // a child not yet reaped: cannot fail for a reused pid
@@ -273,7 +287,10 @@ void fork_worker(int server_fd, std::vector<Child>& children, const WorkerConfig
   }
 }
 
-// Before main(): become the fork server when started as one.
+// Before main(): become the fork server when started as one. The program's
+// global constructors that come before this one in the link order (those of
+// the program's own files) have run; those of libraries linked after
+// libconclab have not, and never will in the server or its workers.
 // (glibc passes a constructor the program's argc, argv and envp.)
 __attribute__((constructor)) void forkserver_hook(int, char** argv, char**) {
   const char* server = std::getenv(kServerEnv);
@@ -282,6 +299,8 @@ __attribute__((constructor)) void forkserver_hook(int, char** argv, char**) {
   const pid_t expected = static_cast<pid_t>(std::atol(parent));
   ::unsetenv(kServerEnv);
   ::unsetenv(kParentEnv);
+  // A variable left in the environment by someone else: run as the program.
+  if (!is_server_socket(kServerFd)) return;
   // Die with the pool's thread that started us; it may be gone already.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != expected) ::_exit(1);
@@ -369,6 +388,15 @@ CodeRef decode_ref(std::string_view& in) {
 // --- the pool's side ------------------------------------------------------------------------
 
 ForkServer::ForkServer(const WorkerConfig& config) {
+  // This program is being started as a fork server, and a constructor of a
+  // global object (run before the server takes over) makes a Pool: that Pool
+  // would start a server of its own, and so on without end.
+  if (std::getenv(kServerEnv)) {
+    std::fprintf(stderr,
+                 "conclab: a Pool cannot be made by a global object's constructor (its fork server runs the "
+                 "program's global constructors again): make it in main()\n");
+    ::_exit(70);
+  }
   // The configuration first: nothing to clean up if it cannot be encoded.
   std::string body;
   wire::encode<std::uint32_t>(body, kConfig);

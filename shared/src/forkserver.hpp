@@ -40,7 +40,12 @@ enum Kind : std::uint32_t {
   kResult = 3,      // worker -> pool: the encoded result
   kError = 4,       // worker -> pool: "<type>: <message>" of the exception
   kInitFailed = 5,  // worker -> pool: the initializer threw; the worker exits
+  kReady = 6,       // worker -> pool: the initializer finished (sent only when there is one)
 };
+
+// The largest frame a pool accepts from a worker: more is a worker gone wrong
+// (a task that wrote into the pool's socket), not a result.
+inline constexpr std::uint64_t kMaxFrame = std::uint64_t{1} << 32;
 
 void append_frame(std::string& out, Kind kind, std::string_view body);
 // Takes one whole frame off the front of `buffer`, if there is one.

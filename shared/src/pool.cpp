@@ -134,7 +134,10 @@ class PoolManager {
     std::deque<ProcessTask> outstanding;  // sent, no result yet; the front one is running
     std::string in, out;                  // bytes received / still to send
     bool exit_sent = false;
+    bool write_closed = false;  // the worker no longer reads; what it sent may still be read
+    bool ready = false;         // its initializer finished (or there is none)
     std::optional<std::string> init_error;
+    std::optional<std::string> malformed;  // it sent what no worker sends
   };
 
   void require_running_locked() const {
@@ -161,6 +164,7 @@ class PoolManager {
     Worker w;
     w.pid = spawned.pid;
     w.channel = std::move(spawned.channel);
+    w.ready = !config_.initializer;
     workers_.push_back(std::move(w));
     publish_pids();
   }
@@ -213,6 +217,7 @@ class PoolManager {
         fail_all<TaskError>("the pool was terminated");
         return;
       }
+      if (server_->deaths_waiting()) handle_deaths();  // never hand a task to a worker known dead
       dispatch(state);
       if (state == State::closed && workers_.empty() && pending_.empty()) return;
       wait_and_handle();
@@ -228,7 +233,7 @@ class PoolManager {
     for (std::size_t depth = 1; depth <= limit && !pending_.empty(); ++depth) {
       for (auto& w : workers_) {
         if (pending_.empty()) break;
-        if (w.exit_sent || w.outstanding.size() >= depth) continue;
+        if (w.exit_sent || !w.channel || w.write_closed || !w.ready || w.outstanding.size() >= depth) continue;
         auto& task = pending_.front();
         std::string body;
         encode_ref(body, code_ref_cached(reinterpret_cast<std::uintptr_t>(task.trampoline)));
@@ -260,13 +265,15 @@ class PoolManager {
 
   // Sends what the socket takes now; the rest waits for POLLOUT.
   void flush(Worker& w) {
-    while (!w.out.empty() && w.channel) {
+    while (!w.out.empty() && w.channel && !w.write_closed) {
       ssize_t n = ::send(w.channel.get(), w.out.data(), w.out.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n <= 0) {  // the worker is gone; the server will say how
+      if (n <= 0) {
+        // The worker is gone (the server will say how). Keep the channel:
+        // what it sent before dying is still there to be read.
         w.out.clear();
-        w.channel.reset();
+        w.write_closed = true;
         return;
       }
       w.out.erase(0, static_cast<std::size_t>(n));
@@ -302,11 +309,14 @@ class PoolManager {
       if (channel.revents & (POLLIN | POLLHUP | POLLERR)) receive(workers_[i]);
       if (channel.revents & POLLOUT) flush(workers_[i]);
     }
-    if (fds[1].revents || server_->deaths_waiting())
-      for (const auto& death : server_->take_deaths()) {
-        auto it = std::find_if(workers_.begin(), workers_.end(), [&](auto& w) { return w.pid == death.pid; });
-        if (it != workers_.end()) bury(static_cast<std::size_t>(it - workers_.begin()), death.wait_status);
-      }
+    if (fds[1].revents || server_->deaths_waiting()) handle_deaths();
+  }
+
+  void handle_deaths() {
+    for (const auto& death : server_->take_deaths()) {
+      auto it = std::find_if(workers_.begin(), workers_.end(), [&](auto& w) { return w.pid == death.pid; });
+      if (it != workers_.end()) bury(static_cast<std::size_t>(it - workers_.begin()), death.wait_status);
+    }
   }
 
   void receive(Worker& w) {
@@ -321,10 +331,29 @@ class PoolManager {
       }
       w.in.append(buffer, static_cast<std::size_t>(n));
     }
-    while (auto frame = take_frame(w.in)) {
+    while (!w.malformed) {
+      if (w.in.size() >= sizeof(std::uint32_t) + sizeof(std::uint64_t)) {
+        std::string_view head(w.in);
+        auto kind = wire::decode<std::uint32_t>(head);
+        auto size = wire::decode<std::uint64_t>(head);
+        if (kind < kResult || kind > kReady || size > kMaxFrame) {
+          // Not a worker's message (a task wrote into fd 3?): stop talking to
+          // it; it dies of a closed socket, and its task fails.
+          w.malformed = fmt::format("worker process {} sent a malformed message", w.pid);
+          w.channel.reset();
+          w.in.clear();
+          break;
+        }
+      }
+      auto frame = take_frame(w.in);
+      if (!frame) break;
       auto& [kind, body] = *frame;
       if (kind == kInitFailed) {
         w.init_error = body;
+        continue;
+      }
+      if (kind == kReady) {
+        w.ready = true;
         continue;
       }
       if (w.outstanding.empty()) continue;  // cannot happen with a sane worker
@@ -351,9 +380,13 @@ class PoolManager {
     workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(i));
     if (w.channel) receive(w);  // an answer sent just before dying
     publish_pids();
-    if (w.init_error) {
+    const std::string how = Process::describe_status(exitcode_from_status(wait_status));
+    if (w.init_error || !w.ready) {
+      // Respawning would fail the same way, forever: the pool cannot go on.
       for (auto it = w.outstanding.rbegin(); it != w.outstanding.rend(); ++it) pending_.push_front(std::move(*it));
-      throw std::runtime_error("Pool initializer failed: " + *w.init_error);
+      throw std::runtime_error("Pool initializer failed: " +
+                               (w.init_error ? *w.init_error
+                                             : fmt::format("worker process {} died in it ({})", w.pid, how)));
     }
     std::optional<ProcessTask> lost;  // the task it was running
     if (!w.outstanding.empty()) {
@@ -376,10 +409,10 @@ class PoolManager {
         replace_error = std::current_exception();
       }
     }
-    const std::string how = Process::describe_status(exitcode_from_status(wait_status));
     if (lost)
-      lost->on_error(std::make_exception_ptr(
-          WorkerLost(fmt::format("worker process {} died while running the task: {}", w.pid, how))));
+      lost->on_error(std::make_exception_ptr(WorkerLost(
+          w.malformed ? *w.malformed + "; the task is lost"
+                      : fmt::format("worker process {} died while running the task: {}", w.pid, how))));
     if (replace_error)
       throw std::runtime_error(fmt::format("worker process {} died ({}) and could not be replaced: {}", w.pid, how,
                                            describe(replace_error)));

@@ -76,17 +76,17 @@ void Process::finish() noexcept {
 
 namespace {
 
-// Closes every descriptor from 3 up but those in `keep` (sorted). Only
-// close_range(2): async-signal-safe, so it is safe in a child of a threaded parent.
+// Closes every descriptor from 3 up but those in `keep` (sorted); safe in a
+// child of a threaded parent (fd.hpp).
 void close_all_but(const std::vector<int>& keep) noexcept {
   unsigned next = 3;
   for (int fd : keep) {
     const auto u = static_cast<unsigned>(fd);
     if (u < next) continue;
-    if (u > next) ::close_range(next, u - 1, 0);
+    if (u > next) close_descriptors(next, u - 1);
     next = u + 1;
   }
-  ::close_range(next, ~0U, 0);
+  close_descriptors(next);
 }
 
 // Flushes `f` unless its lock is held: in a child of a threaded parent it may
@@ -97,9 +97,9 @@ void flush_if_free(FILE* f) noexcept {
   ::funlockfile(f);
 }
 
-void report_if_free(const std::string& name, const std::string& what) noexcept {
+void report_if_free(const char* name, const char* what) noexcept {
   if (::ftrylockfile(stderr) != 0) return;
-  std::fprintf(stderr, "Process %s: %s\n", name.c_str(), what.c_str());
+  std::fprintf(stderr, "Process %s: %s\n", name, what);
   ::funlockfile(stderr);
 }
 
@@ -119,9 +119,9 @@ void Process::start() {
     try {
       code = target_();
     } catch (const std::exception& e) {
-      report_if_free(name_, e.what());
+      report_if_free(name_.c_str(), e.what());
     } catch (...) {
-      report_if_free(name_, "unknown exception");
+      report_if_free(name_.c_str(), "unknown exception");
     }
     flush_if_free(stdout);
     flush_if_free(stderr);

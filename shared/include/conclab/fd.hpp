@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace conclab {
@@ -39,5 +40,15 @@ class unique_fd {
  private:
   int fd_ = -1;
 };
+
+// Closes the descriptors first..last: close_range(2), or one by one where
+// the kernel (or a seccomp profile) refuses it. Async-signal-safe, for a
+// child between fork and exec.
+inline void close_descriptors(unsigned first, unsigned last = ~0U) noexcept {
+  if (::close_range(first, last, 0) == 0) return;
+  const long most = ::sysconf(_SC_OPEN_MAX);
+  const unsigned long end = std::min<unsigned long>(last, most > 0 ? static_cast<unsigned long>(most) - 1 : 65535);
+  for (unsigned long fd = first; fd <= end; ++fd) ::close(static_cast<int>(fd));
+}
 
 }  // namespace conclab

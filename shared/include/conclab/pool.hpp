@@ -13,9 +13,9 @@
 // from this process, which has threads (the pool's own result thread, and
 // often the program's). After fork() only the forking thread exists in the
 // child, and any lock another thread held at that moment — a mutex of the
-// program, the lock of a stdio FILE in the middle of a printf, a lock inside
-// a library — stays locked there forever: a worker would hang, alive, where
-// no death watch can see it. So the pool starts a fork server, as CPython's
+// program, a lock inside a library — stays locked there forever: a worker
+// would hang, alive, where no death watch can see it. (glibc resets its own
+// stdio and malloc locks in the child; nobody resets the program's.) So the pool starts a fork server, as CPython's
 // "forkserver" start method does: posix_spawn() runs this very program again
 // (/proc/self/exe, a fresh image with one thread), and before main() conclab
 // turns that copy into a server that forks the workers on request, hands the
@@ -29,10 +29,13 @@
 //     of them; a pointer, const char*, std::string_view or std::span is
 //     refused at compile time);
 //   - a worker sees the program's globals as they are when the program starts
-//     (after static initialisation), not as this process has changed them:
-//     pass what a task needs as arguments, or set it in the initializer
-//     with initargs (Python's Pool(n, initializer, initargs) works the same
-//     under the forkserver and spawn start methods);
+//     (the program's own global objects constructed; those of libraries
+//     linked after libconclab may not be, so a task should not use them),
+//     not as this process has changed them: pass what a task needs as
+//     arguments, or set it in the initializer with initargs (Python's
+//     Pool(n, initializer, initargs) works the same under the forkserver and
+//     spawn start methods). A Pool cannot be made by a global object's
+//     constructor (the server runs those too, and would make one of its own);
 //   - starting a pool costs one exec of the program (a few milliseconds).
 // Python's defects fixed:
 //   - a worker that dies (SIGKILL, abort, _exit) fails the task it was

@@ -23,9 +23,10 @@
 // directly (Python's "fork" start method). Only the thread that called
 // start() exists in the child. In a single-threaded program the child may do
 // anything. In a program with other threads, a lock one of them held at the
-// moment of fork() (a mutex of the program, the lock of a stdio FILE while
-// it printed, a lock inside a library) stays locked in the child forever,
-// and the child hangs if it takes it. There, a target should use only
+// moment of fork() (a mutex of the program, a lock inside a library) stays
+// locked in the child forever, and the child hangs if it takes it. (glibc
+// resets its own stdio and malloc locks in the child, but what they guarded
+// may be half-updated; other C libraries do not even do that.) There, a target should use only
 // async-signal-safe calls (write, read, _exit, ...; see signal-safety(7)) and
 // what it knows no other thread locks, or exec another program. conclab's
 // own code in the child does no more than that: it closes descriptors, runs

@@ -8,8 +8,9 @@
 // types element by element. Anything else does not compile, with a message
 // that says why: a const char*, std::string_view, std::span or other pointer
 // would arrive as an address into the sender's memory (a std::map, ...: not
-// supported). Both ends are the same program (workers are forked), so sizes,
-// byte order and layouts agree.
+// supported). Both ends are the same program (workers are forked by the
+// pool's fork server, a fresh run of this very program), so sizes, byte
+// order and layouts agree.
 #pragma once
 
 #include <cstdint>
