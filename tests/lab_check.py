@@ -191,9 +191,12 @@ def check_address_space(bin_dir):
 def cmd_thread_limits(args):
     bin_dir = pathlib.Path(args.bin_dir)
     check_nproc(bin_dir)
-    check_help_range(bin_dir)
-    # AddressSanitizer and ThreadSanitizer reserve terabytes of address space: no ulimit -v there.
+    # AddressSanitizer and ThreadSanitizer reserve terabytes of address space
+    # (no ulimit -v there) and map more per thread than a plain build, so the
+    # machine's bound on --tasks is checked in the plain build only: under
+    # ASan, `--tasks <bound + 1>` ran into the mapping limit (CI, 2026-11-23).
     if not args.sanitizer:
+        check_help_range(bin_dir)
         check_address_space(bin_dir)
 
 
