@@ -168,9 +168,15 @@ def check_help_range(bin_dir):
             fail(f"--tasks is bounded by {upper}, expected a little under vm.max_map_count/2 = {max_map_count // 2}")
         if f"vm.max_map_count={max_map_count} memory mappings" not in " ".join(help_text.split()):
             fail(f"threads-threaded --help does not say that vm.max_map_count={max_map_count} bounds --tasks")
-    line = one_error_line(run([threaded, "--tasks", str(upper + 1)]), 2, f"threads-threaded --tasks {upper + 1}")
-    if f"{upper + 1} is not in [1, {upper}]" not in line:
-        fail(f"threads-threaded --tasks {upper + 1}: the error does not give the range: {line}")
+    # The bound counts this process's memory mappings, which differ by one or
+    # two from run to run (address randomisation decides which neighbouring
+    # mappings the kernel merges): --help and a later run may disagree by a
+    # few (CI saw 32710 then 32709), so ask for a little more than the bound.
+    over = upper + 16
+    line = one_error_line(run([threaded, "--tasks", str(over)]), 2, f"threads-threaded --tasks {over}")
+    m = re.search(rf"{over} is not in \[1, (\d+)\]", line)
+    if not m or abs(int(m.group(1)) - upper) > 8:
+        fail(f"threads-threaded --tasks {over}: the error does not give the range (about {upper}): {line}")
 
 
 def check_address_space(bin_dir):
