@@ -55,3 +55,29 @@ def counter_args(description, threads=2, increments=1_000_000):
                         help="increments per thread (default %(default)s)")
     return parser.parse_args()
 
+
+
+def net_parser(description, port, host="127.0.0.1", role="listen on"):
+    """An ArgumentParser with --host and --port, as conclab::add_net_flags.
+
+    The caller adds its own flags, then calls parse_args()."""
+    parser = OneLineParser(description=description)
+    parser.add_argument("--host", default=host, help=f"host name or address to {role} (default %(default)s)")
+    extra = " (0: any free port)" if role == "listen on" else ""
+    parser.add_argument("--port", type=bounded_int(65535, lower=0), default=port,
+                        help=f"port to {role}{extra} (default %(default)s)")
+    return parser
+
+
+def stop_on_signals():
+    """Make SIGTERM stop the program as Ctrl-C (SIGINT) does: KeyboardInterrupt.
+
+    A server catches KeyboardInterrupt around its loop and exits 0, as the
+    C++ servers do (conclab::stop_on_signals)."""
+    import signal
+
+    def stop(signo, frame):
+        raise KeyboardInterrupt(signal.Signals(signo).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

@@ -44,6 +44,13 @@ void add_counter_flags(CLI::App& app, CounterFlags& flags) {
       ->capture_default_str();
 }
 
+void add_net_flags(CLI::App& app, NetFlags& flags, const std::string& role) {
+  app.add_option("--host", flags.host, fmt::format("host name or address to {}", role))->capture_default_str();
+  app.add_option("--port", flags.port, fmt::format("port to {}", role) + (role == "listen on" ? " (0: any free port)" : ""))
+      ->check(int_in_range(0, 65535))
+      ->capture_default_str();
+}
+
 std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {
   std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "conclab";
   try {

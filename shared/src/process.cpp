@@ -12,10 +12,16 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "conclab/clock.hpp"
 
 namespace conclab {
+
+namespace detail {
+std::pair<int, int> stop_pipe() noexcept;  // signals.cpp
+}  // namespace detail
 
 namespace {
 std::string next_default_name() {
@@ -107,6 +113,16 @@ void report_if_free(const char* name, const char* what) noexcept {
 
 void Process::start() {
   if (pid_ >= 0) throw UsageError(fmt::format("{}: cannot start a process twice", name_));
+  // What the child keeps, decided before fork (the child must not allocate):
+  // the descriptors it was given, and the stop pipe of stop_on_signals(),
+  // whose inherited handler would otherwise write into whatever file took
+  // the closed pipe's number.
+  std::vector<int> keep = pass_fds_;
+  if (const auto [read_end, write_end] = detail::stop_pipe(); read_end >= 0) {
+    keep.push_back(read_end);
+    keep.push_back(write_end);
+    std::sort(keep.begin(), keep.end());
+  }
   // Flush what the parent buffered, or the child would print it again.
   std::fflush(nullptr);
   pid_t pid = check(::fork(), "fork");
@@ -114,7 +130,7 @@ void Process::start() {
     // The child: drop every descriptor it was not given, run the target,
     // flush, and leave with _exit so that no destructor or atexit handler of
     // the parent's copy runs twice.
-    close_all_but(pass_fds_);
+    close_all_but(keep);
     int code = 1;
     try {
       code = target_();

@@ -23,12 +23,6 @@
 
 namespace conclab {
 
-// get(timeout) ran out (Python's multiprocessing.TimeoutError).
-class TimeoutError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // A task did not produce its result.
 class TaskError : public std::runtime_error {
  public:

@@ -26,6 +26,8 @@
 #include <string>
 #include <type_traits>
 
+#include "conclab/signals.hpp"
+
 namespace conclab {
 
 inline constexpr int kExitOk = 0;
@@ -45,6 +47,13 @@ struct CounterFlags {
   int increments = 1'000'000;
 };
 
+// The flags of the networking labs: where a server listens or a client
+// connects. Port 0 makes a server take any free port (it prints which).
+struct NetFlags {
+  std::string host = "127.0.0.1";
+  int port = 0;
+};
+
 inline constexpr int kMaxTasks = 100'000;
 inline constexpr int kMaxThreads = 1'000;
 inline constexpr int kMaxIncrements = 100'000'000;
@@ -61,6 +70,10 @@ void add_worker_flags(CLI::App& app, WorkerFlags& flags, int max_tasks = kMaxTas
 
 // Adds --threads and --increments (positive integers, bounded) to `app`.
 void add_counter_flags(CLI::App& app, CounterFlags& flags);
+
+// Adds --host and --port (0..65535) to `app`, with `flags` as the defaults
+// (a seed's port). `role` says what they mean: "listen on" or "connect to".
+void add_net_flags(CLI::App& app, NetFlags& flags, const std::string& role);
 
 // Parses argv by the rules above. Returns std::nullopt when the program should
 // go on, or the exit code it should return with (after printing usage or the
@@ -84,6 +97,9 @@ int run_main(Body&& body) noexcept {
     } else {
       return static_cast<int>(body());
     }
+  } catch (const Interrupted& stop) {
+    // SIGINT/SIGTERM after stop_on_signals(): asked to stop, not a failure.
+    return kExitOk;
   } catch (...) {
     return report_exception(std::current_exception());
   }

@@ -31,6 +31,16 @@ T check(T result, const char* call) {
 // (how a Pool reports a task's exception from another process).
 std::string describe(std::exception_ptr error, bool with_type = false);
 
+// A wait with a timeout ran out: AsyncResult::get(timeout) (Python's
+// multiprocessing.TimeoutError) and a socket call with settimeout() (Python's
+// socket.timeout, an alias of the builtin TimeoutError since 3.10). Not a
+// std::system_error, so a handler for it placed first tells it apart from a
+// failed call.
+class TimeoutError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Misuse of a conclab object that Python reports as RuntimeError or
 // ValueError (start a thread twice, join before start, ...). A programming
 // error, hence a std::logic_error.
