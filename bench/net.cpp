@@ -16,7 +16,6 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -27,6 +26,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <span>
 #include <stdexcept>
 #include <string>
