@@ -164,6 +164,25 @@ if(CONCLAB_BUILD_BENCH)
                 ${smoke}/python.json ${smoke}/python-net.json ${smoke}/net-report/REPORT.md)
   set_tests_properties(bench.report-net-of-smoke-run PROPERTIES
                        FIXTURES_REQUIRED "bench_cpp;bench_python;bench_python_net")
+  # A peer thread that cannot start (RLIMIT_NPROC=1) fails its row alone: the
+  # memcpy row (no thread) is still measured, the JSON is whole, nothing is left.
+  set(cpp_net_args --ok net/memcpy)
+  set(py_net_args --ok python/net/memcpy)
+  foreach(row net/tcp-rtt net/tcp-connect net/udp-rtt net/tcp-stream)
+    list(APPEND cpp_net_args --fail ${row})
+    list(APPEND py_net_args --fail python/${row})
+  endforeach()
+  conclab_check(bench.cpp.net-fails-alone limited --nproc 1 ${cpp_net_args} --stage ${BIN}/conclab-bench
+                -- ${bench_cmd} --benchmark_filter=^net/)
+  conclab_check(bench.python.net-fails-alone limited --nproc 1 ${py_net_args} --stage ${bench_net}
+                --stage ${peer} --python -- ${Python3_EXECUTABLE} ${bench_net} --net-bytes ${net_bytes}
+                --min-time 0.01 --out {out})
+  set_tests_properties(bench.cpp.net-fails-alone bench.python.net-fails-alone PROPERTIES SKIP_RETURN_CODE 77
+                       ENVIRONMENT CONCLAB_BENCH_NET_BYTES=${net_bytes})
+  if(CONCLAB_SANITIZER STREQUAL address)
+    set_tests_properties(bench.cpp.net-fails-alone PROPERTIES  # as micro-fails-alone above
+                         ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=string_append::detect_leaks=0")
+  endif()
   conclab_check(bench.python.net-bad-args bad-args --says "--net-bytes 0 => '0' is not a number of bytes"
                 --says "--net-bytes 1x => '1x' is not a number of bytes" --extra "--filter (" -- ${bench_net})
   # conclab-bench takes the size from the environment: a bad one fails the rows that use it, saying why.
