@@ -239,28 +239,30 @@ def test_faults(bin_dir, name):
 
 
 class FakeBot:
-    """A listening socket that greets (or not) and then hangs up (or stays silent)."""
+    """A bot that greets (or not), reads the first message, then hangs up (close, reset, or neither)."""
 
-    def __init__(self, greet, hang_up):
+    def __init__(self, greet, end):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(WAIT_S)
         self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self.run, args=(greet, hang_up), daemon=True)
+        self.thread = threading.Thread(target=self.run, args=(greet, end), daemon=True)
         self.thread.start()
 
-    def run(self, greet, hang_up):
+    def run(self, greet, end):
         try:
             conn, _ = self.sock.accept()
         except OSError:
             return
         with conn:
-            if greet:
-                conn.sendall(GREETING)
-            if hang_up:
-                return
             conn.settimeout(WAIT_S)
             try:
-                conn.recv(1024)
+                if greet:
+                    conn.sendall(GREETING)
+                conn.recv(1024)  # read it all: a close with unread bytes would be a reset
+                if end == "reset":
+                    netlib.reset(conn)
+                elif end == "silent":
+                    conn.recv(1024)
             except OSError:
                 pass
 
@@ -284,11 +286,17 @@ def test_client(bin_dir, name):
     help_out = netlib.run_client(cmd + ["--help"]).stdout.decode()
     check("8888" in help_out, f"--help does not show the default port 8888: {help_out!r}")
 
-    bot = FakeBot(greet=True, hang_up=True)
+    bot = FakeBot(greet=True, end="close")
     result = netlib.run_client(cmd + ["--port", str(bot.port)], input=b"0\n", expect=1)
     check(result.stderr == b"error: the bot hung up\n", f"a bot that hangs up: stderr {result.stderr!r}")
     bot.close()
-    bot = FakeBot(greet=False, hang_up=False)
+    bot = FakeBot(greet=True, end="reset")
+    result = netlib.run_client(cmd + ["--port", str(bot.port)], input=b"0\n", expect=1)
+    # (after a reset, conclab names the local address: the peer's is gone)
+    check(re.fullmatch(rb"error: recv: Connection reset by peer; (peer )?127\.0\.0\.1:\d+\n", result.stderr),
+          f"a bot that resets: stderr {result.stderr!r}")
+    bot.close()
+    bot = FakeBot(greet=False, end="silent")
     started = time.monotonic()
     result = netlib.run_client(cmd + ["--port", str(bot.port), "--timeout", "0.5"], input=b"0\n", expect=1)
     check(result.stderr == b"error: recv: timed out\n", f"a silent bot: stderr {result.stderr!r}")

@@ -48,6 +48,8 @@ def main():
             data = sk.recv(1024)
         except TimeoutError:
             error("recv: timed out")
+        except OSError as e:
+            error(f"recv: {e.strerror}; {args.host}:{args.port}")
         if not data:
             error("the bot hung up")
         received += 1
@@ -66,7 +68,7 @@ def main():
         try:
             sk.sendall(inp.encode())
         except OSError as e:
-            error(f"send_all: {e.strerror}")
+            error(f"send_all: {e.strerror}; {args.host}:{args.port}")
         sent += 1
         if inp == "exit":
             break
