@@ -234,8 +234,8 @@ void serve_connection(conclab::Socket& conn, const Options& options, Counter& an
         req.keep_alive = false;
       }
       const bool keep = req.keep_alive && n < options.max_requests;
-      conn.send_all(response(status, req.method == "HEAD", keep ? (req.http10 ? "keep-alive" : "") : "close"));
       ++answered;
+      conn.send_all(response(status, req.method == "HEAD", keep ? (req.http10 ? "keep-alive" : "") : "close"));
       if (!keep) return linger_close(conn, reader);
     }
   } catch (const conclab::TimeoutError&) {

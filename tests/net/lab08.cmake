@@ -1,6 +1,7 @@
 # Lab 08's checks (tests/net/lab08_check.py): curl and wrk against the HTTP/1.1
 # servers, the same bytes from C++ and Python, the protocol, and faults.
-set(lab08_check ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/net/lab08_check.py --bin-dir ${CMAKE_RUNTIME_OUTPUT_DIRECTORY})
+set(lab08_check ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/net/lab08_check.py --bin-dir ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}
+    --sanitizer=${CONCLAB_SANITIZER})
 foreach(server iterative threaded python)
   foreach(test curl protocol faults)
     add_test(NAME lab08.${test}.${server} COMMAND ${lab08_check} ${test} ${server})

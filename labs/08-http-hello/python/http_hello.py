@@ -191,8 +191,8 @@ def serve_connection(conn, args, answered):
                 status = reject.status
                 req.keep_alive = False
             keep = req.keep_alive and n < args.max_requests
+            answered[0] += 1  # before sending: once the client has the answer, it is counted
             conn.sendall(response(status, req.method == "HEAD", ("keep-alive" if req.http10 else "") if keep else "close"))
-            answered[0] += 1
             if not keep:
                 linger_close(conn, rfile)
                 return

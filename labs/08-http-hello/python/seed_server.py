@@ -40,12 +40,12 @@ def main(args):
     try:
         while True:
             connection, address = sock.accept()
+            served += 1
             try:
                 handle_request(connection)
             except OSError:  # a client that reset: the seed would die here
                 pass
             connection.close()
-            served += 1
     except KeyboardInterrupt:
         pass
     print(f"model=seed served={served}")
