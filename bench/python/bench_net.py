@@ -18,17 +18,14 @@ schema, as bench_workers.py writes it (a failed row: "error_occurred" and its
 """
 import argparse
 import contextlib
-import datetime
-import json
 import os
-import platform
 import random
 import re
 import socket
 import sys
 import threading
 
-from bench_workers import OneLineParser, measure, positive_float
+from bench_workers import OneLineParser, measure, positive_float, write_results
 
 STREAM_BYTES = 64 << 20  # the default of conclab-bench's CONCLAB_BENCH_NET_BYTES
 MAX_STREAM_BYTES = 1 << 30
@@ -292,20 +289,7 @@ def main():
         rows.append(row)
         print(f"{row['name']:<55} {row['real_time']:12.3f} {unit:<2} {iterations:8d}", flush=True)
 
-    doc = {"context": {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "host_name": socket.gethostname(), "num_cpus": os.cpu_count(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "executable": sys.executable, "net_bytes": args.net_bytes}, "benchmarks": rows}
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(doc, f, indent=2)
-    failed = sum(1 for row in rows if row.get("error_occurred"))
-    if failed:
-        print(f"bench_net.py: {failed} row{'s' if failed > 1 else ''} failed (see ERROR OCCURRED above, "
-              "error_message in the JSON)", file=sys.stderr)
-        return 1
-    return 0
+    return write_results(rows, args.out, "bench_net.py", net_bytes=args.net_bytes)
 
 
 if __name__ == "__main__":
