@@ -66,10 +66,10 @@ for res in infos:
     break
 if s is None:
     sys.exit(f"error: {error}")
-print("listening on", show(s.getsockname()))
 
 served = echoed = 0
 try:
+    print("listening on", show(s.getsockname()))
     while True:
         conn, addr = s.accept()
         print("Connected by", show(addr))

@@ -51,10 +51,10 @@ except socket.gaierror as e:
     sys.exit(f"error: getaddrinfo: {e.strerror}; {args.host} port {args.port}")
 except OSError as e:
     sys.exit(f"error: bind: {e.strerror}; {show(ip_port)}")
-print("listening on", show(sk.getsockname()))
 
 served = 0
 try:
+    print("listening on", show(sk.getsockname()))
     while True:
         print("server waiting...")
         conn, addr = sk.accept()

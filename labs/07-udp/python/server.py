@@ -36,11 +36,11 @@ except socket.gaierror as e:
     sys.exit(f"error: getaddrinfo: {e.strerror}; {args.host} port {args.port}")
 except OSError as e:
     sys.exit(f"error: bind: {e.strerror}; {args.host}:{args.port}")
-print("listening on {}:{}".format(*sk.getsockname()))
 
 buffer = bytearray(args.bufsize)
 received = truncated = 0
 try:
+    print("listening on {}:{}".format(*sk.getsockname()))
     while True:
         size, (host, port) = sk.recvfrom_into(buffer, args.bufsize, socket.MSG_TRUNC)
         data = bytes(buffer[:min(size, args.bufsize)])
