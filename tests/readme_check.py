@@ -14,13 +14,16 @@
 """
 import argparse
 import concurrent.futures
+import fcntl
 import os
 import pathlib
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 TIMEOUT_S = 60
 NUMBER = r"(-?\d+(?:\.\d+)?)"
@@ -224,6 +227,78 @@ def run_command(command, bin_dir, env, cwd):
         return "", f"still running after {TIMEOUT_S} s"
 
 
+def is_server(command):
+    """`$ server ... &`: a program started in the background (a second terminal)."""
+    return command.rstrip().endswith("&") and not command.rstrip().endswith("&&")
+
+
+class Background:
+    """A server started by a `$ ... &` line: runs until the block's other
+    commands are done, then gets SIGTERM; its whole output is compared."""
+
+    def __init__(self, command, bin_dir, env, cwd):
+        shell_command = command.rstrip()[:-1].rstrip().replace("build/default/bin/", f"{bin_dir}/")
+        # exec: the signal reaches the server itself, not a shell around it.
+        self.proc = subprocess.Popen(["bash", "-c", f"exec {shell_command}"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
+        self.lines = []
+        self.first = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self.first.set()
+        self.first.set()
+
+    def stop(self):
+        """SIGTERM, then the whole output and what went wrong (None if nothing)."""
+        error = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            status = self.proc.wait(timeout=TIMEOUT_S)
+            if status != 0:
+                error = f"exit status {status} after SIGTERM, expected 0"
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            error = f"still running {TIMEOUT_S} s after SIGTERM"
+        self.reader.join(TIMEOUT_S)
+        return "".join(self.lines), error
+
+
+def run_server_block(commands, bin_dir, env, cwd):
+    """Run a block that starts servers: in order, each `&` line in the
+    background (waiting for its first line), the others to their end; then
+    stop the servers. Blocks like this run one at a time on the machine (a
+    lock file), since they may use a seed's fixed port.
+
+    Returns [(actual output, error)] in the order of `commands`."""
+    lock = open(pathlib.Path(tempfile.gettempdir()) / "conclab-readme-servers.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        results, servers = [None] * len(commands), []
+        for i, (command, _) in enumerate(commands):
+            if is_server(command):
+                server = Background(command, bin_dir, env, cwd)
+                servers.append((i, server))
+                if not server.first.wait(TIMEOUT_S):
+                    results[i] = ("", f"printed nothing within {TIMEOUT_S} s")
+                    break
+                if server.proc.poll() is not None and not server.lines:
+                    break
+            else:
+                results[i] = run_command(command, bin_dir, env, cwd)
+        for i, server in servers:
+            actual, error = server.stop()
+            results[i] = (actual, results[i][1] if results[i] else error)
+        return [r or ("", "not run: a server before it did not start") for r in results]
+    finally:
+        lock.close()
+
+
 def cmd_output(args):
     readme = pathlib.Path(args.readme).resolve()
     root = pathlib.Path(args.root).resolve()
@@ -237,6 +312,13 @@ def cmd_output(args):
         jobs = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             for line, directives, commands in expected_blocks(readme):
+                if any(is_server(command) for command, _ in commands):
+                    block = pool.submit(run_server_block, commands, bin_dir, env, root)
+                    for k, (command, expected) in enumerate(commands):
+                        future = concurrent.futures.Future()
+                        block.add_done_callback(lambda b, f=future, k=k: f.set_result(b.result()[k]))
+                        jobs.append((line, command, expected, directives, future))
+                    continue
                 for command, expected in commands:
                     program = program_of(command)
                     skip = directives.get(program, "skip")
@@ -286,6 +368,7 @@ BAD_FIXTURE_REASONS = [
     "$ printf 'slept 2.0\\n': line 1 differs: the README shows 'slept 1.0'",
     "$ printf 'a\\nb\\n': 2 lines, the README shows 1",
     "$ printf 'x 5\\n': line 1 differs: the README shows 'x 6', the program printed 'x 5'",
+    "--exit 3 &: exit status 3 after SIGTERM, expected 0",
 ]
 
 
