@@ -43,7 +43,8 @@ HOST = args.host
 PORT = args.port
 s = None
 try:
-    infos = socket.getaddrinfo(HOST, PORT, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    # HOST "" is every address, as in bind(("", PORT)); getaddrinfo says so with None.
+    infos = socket.getaddrinfo(HOST or None, PORT, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
 except socket.gaierror as e:
     sys.exit(f"error: getaddrinfo: {e.strerror}; {HOST} port {PORT}")
 for res in infos:
