@@ -154,14 +154,15 @@ def client_wire(pair):
 
 
 def ipv6():
-    for host, shown in (("::1", "[::1]"), ("localhost", None)):
+    """::1, and localhost (whichever address the resolver gives first, the client finds it)."""
+    for host in ("::1", "localhost"):
         for server_lang, client_lang in (("cpp", "cpp"), ("cpp", "python"), ("python", "cpp")):
             with Server(prog(server_lang, "echo-server") + ["--host", host, "--port", "0"]) as server:
-                if shown:
-                    check(server.output()[0] == f"listening on {shown}:{server.port}", f"{server.output()[0]!r}")
+                check(host != "::1" or server.host == "::1", f"{server.name} --host ::1: {server.output()[0]!r}")
                 client_ok(prog(client_lang, "echo-client"), server.port, b"Received 'Hello, world'\n", host=host)
                 server.stop()
-            want = f"Connected by {shown or '127.0.0.1'}:#"
+            loopback = f"[{server.host}]" if ":" in server.host else server.host
+            want = f"Connected by {loopback}:#"
             check(norm(server.output())[1] == want, f"{server.name} --host {host}: {server.output()}, expected {want}")
 
 
