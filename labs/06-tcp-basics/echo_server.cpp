@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
           for (;;) {
             std::string data = conn.recv(1024);
             if (data.empty()) break;  // the client closed
-            conn.send_all(data);      // the seed's conn.send(data) may send less: see send_vs_sendall.cpp
             echoed += data.size();
+            conn.send_all(data);  // the seed's conn.send(data) may send less: see send_vs_sendall.cpp
           }
         } catch (const conclab::TimeoutError&) {
           fmt::print(stderr, "connection from {} closed: idle for {:g} s\n", addr, idle_s);

@@ -82,8 +82,8 @@ try:
                     data = conn.recv(1024)
                     if not data:
                         break
+                    echoed += len(data)  # counted first: a stop signal may come once the client has it
                     conn.sendall(data)
-                    echoed += len(data)
             except TimeoutError:
                 print(f"connection from {show(addr)} closed: idle for {args.idle_timeout:g} s", file=sys.stderr)
             except OSError as e:
