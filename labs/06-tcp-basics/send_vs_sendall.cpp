@@ -4,8 +4,7 @@
 // 64 KiB per millisecond) over a loopback connection, three times: one send()
 // writes what fits in the kernel's buffers right now and returns how much;
 // a loop of send() calls gets everything across; send_all() is that loop.
-// The sending socket has a timeout: a send() that blocks for ever instead
-// (no timeout) waits on Linux until it has written everything (see README).
+// The sender has a timeout: without one, send() waits until all is written.
 // See also: python/send_vs_sendall.py, echo_server.cpp (send_all, not send).
 #include <fmt/core.h>
 #include <sys/socket.h>
