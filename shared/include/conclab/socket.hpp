@@ -173,7 +173,10 @@ class Socket {
   // connect() that returns the errno value instead of throwing (0: connected).
   int connect_ex(const Address& address);
 
-  // send(): one write, which may take only part of `data` (returns how much).
+  // send(): one write, which may take only part of `data` (returns how much):
+  // with a timeout, or once stop_on_signals() is installed, it takes what fits
+  // in the socket's buffer when there is room (waiting only while there is
+  // none), where a plain blocking send() on Linux usually takes all of it.
   std::size_t send(std::string_view data);
   std::size_t send(std::span<const std::byte> data);
   // send_all(): loops until every byte is written (Python's sendall). With a
