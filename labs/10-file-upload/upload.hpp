@@ -343,9 +343,13 @@ struct Local {
   std::int64_t size = 0;
 };
 
-inline Local local_file(const std::string& path, const ClientFlags& flags) {
-  const std::string name = flags.as.empty() ? std::filesystem::path(path).filename().string() : flags.as;
-  return {path, name, static_cast<std::int64_t>(std::filesystem::file_size(path))};
+inline std::vector<Local> local_files(const ClientFlags& flags) {
+  std::vector<Local> files;
+  for (const std::string& path : flags.files) {
+    const std::string name = flags.as.empty() ? std::filesystem::path(path).filename().string() : flags.as;
+    files.push_back({path, name, static_cast<std::int64_t>(std::filesystem::file_size(path))});
+  }
+  return files;
 }
 
 // What a client says when the server's answer to `name` is not the expected one.

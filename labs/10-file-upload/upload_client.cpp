@@ -16,14 +16,14 @@ int main(int argc, char** argv) {
   bool no_ack = false;
   app.add_flag("--no-ack", no_ack, "send the bytes right behind the header, without waiting: the sticky-packet problem");
   return conclab::run_main(app, argc, argv, [&] {
+    const std::vector<upload::Local> files = upload::local_files(flags);  // each one there, before connecting
     auto sock = conclab::create_connection(flags.net.host, static_cast<std::uint16_t>(flags.net.port));
     // TCP_CORK holds small writes until a segment is full (or the cork comes
     // off): the header and the bytes then leave together every time, as they
     // may whenever nothing stands between them.
     if (no_ack) sock.setsockopt(IPPROTO_TCP, TCP_CORK, 1);
     std::int64_t total = 0;
-    for (const std::string& path : flags.files) {
-      const upload::Local file = upload::local_file(path, flags);
+    for (const upload::Local& file : files) {
       sock.send_all(upload::make_header(file.name, file.size));  // the seed's sk.send(file_name+'|'+str(file_size))
       if (!no_ack) {
         const std::string ack = sock.recv(1024);  // the seed's sk.recv(1024): wait until the server has the header
@@ -40,6 +40,6 @@ int main(int argc, char** argv) {
       for (std::string data; !(data = sock.recv(1024)).empty();) answer += data;
       fmt::print("the server answered {}\n", upload::quoted(answer, 200));
     }
-    fmt::print("protocol=seed files={} bytes={}\n", flags.files.size(), total);
+    fmt::print("protocol=seed files={} bytes={}\n", files.size(), total);
   });
 }

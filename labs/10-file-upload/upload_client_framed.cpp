@@ -11,11 +11,11 @@ int main(int argc, char** argv) {
   upload::ClientFlags flags;
   upload::add_client_flags(app, flags);
   return conclab::run_main(app, argc, argv, [&] {
+    const std::vector<upload::Local> files = upload::local_files(flags);  // each one there, before connecting
     auto sock = conclab::create_connection(flags.net.host, static_cast<std::uint16_t>(flags.net.port));
     conclab::LineReader reader(sock);
     std::int64_t total = 0;
-    for (const std::string& path : flags.files) {
-      const upload::Local file = upload::local_file(path, flags);
+    for (const upload::Local& file : files) {
       sock.send_all(upload::make_header(file.name, file.size) + "\n");  // the newline ends the header
       std::string crc;
       try {
@@ -28,6 +28,6 @@ int main(int argc, char** argv) {
       fmt::print("sent {} bytes={} crc32={}\n", file.name, file.size, crc);
       total += file.size;
     }
-    fmt::print("protocol=framed files={} bytes={}\n", flags.files.size(), total);
+    fmt::print("protocol=framed files={} bytes={}\n", files.size(), total);
   });
 }
