@@ -4,9 +4,6 @@
 // Observe: without the wait (--no-ack) the header and the first bytes reach
 // the server in one read, and it takes them all for the header.
 // See also: upload_client_framed.cpp, python/upload_client.py (the seed's), upload_server.cpp.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include "upload.hpp"
 
 int main(int argc, char** argv) {
@@ -17,10 +14,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-ack", no_ack, "send the bytes right behind the header, without waiting: the sticky-packet problem");
   return conclab::run_main(app, argc, argv, [&] {
     const std::vector<upload::Local> files = upload::local_files(flags);  // each one there, before connecting
-    auto sock = conclab::create_connection(flags.net.host, static_cast<std::uint16_t>(flags.net.port));
-    // TCP_CORK holds small writes until a segment is full (or the cork comes
-    // off): the header and the bytes then leave together every time, as they
-    // may whenever nothing stands between them.
+    auto sock = upload::connect(flags);
+    // --no-ack: TCP_CORK holds every write until a segment is full (or the
+    // cork comes off), so the header and the bytes leave together every time,
+    // as they may whenever nothing stands between them.
     if (no_ack) sock.setsockopt(IPPROTO_TCP, TCP_CORK, 1);
     std::int64_t total = 0;
     for (const upload::Local& file : files) {
@@ -33,12 +30,16 @@ int main(int argc, char** argv) {
       fmt::print("sent {} bytes={} crc32={}\n", file.name, file.size, crc);
       total += file.size;
     }
-    if (no_ack) {  // what did the server make of it? Everything it says until it closes.
-      sock.setsockopt(IPPROTO_TCP, TCP_CORK, 0);
-      sock.shutdown(SHUT_WR);
-      std::string answer;
-      for (std::string data; !(data = sock.recv(1024)).empty();) answer += data;
+    // Done: say so (shutdown) and wait for the server to close its side: then
+    // it has written every file, which the seed's protocol has no other way to tell.
+    if (no_ack) sock.setsockopt(IPPROTO_TCP, TCP_CORK, 0);
+    sock.shutdown(SHUT_WR);
+    std::string answer;
+    for (std::string data; !(data = sock.recv(1024)).empty();) answer += data;
+    if (no_ack) {
       fmt::print("the server answered {}\n", upload::quoted(answer, 200));
+    } else if (!answer.empty()) {
+      throw std::runtime_error(upload::refusal(files.back().name, answer));
     }
     fmt::print("protocol=seed files={} bytes={}\n", files.size(), total);
   });

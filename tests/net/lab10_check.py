@@ -128,7 +128,8 @@ def check_interop(args, tmp, pair):
             data = f.read_bytes()
             expected = f"{f.name} bytes={len(data)} crc32={crc(data)}"
             check(f"sent {expected}" in out, f"{pair}: client did not print 'sent {expected}'; it printed {out}")
-            srv.wait_line(lambda l, e=expected: l == f"upload succeeded: {e}", what=f"'upload succeeded: {expected}'")
+            got = srv.wait_line(lambda l, n=f.name: l.startswith(f"upload succeeded: {n} "), what=f"{f.name} saved")
+            check(got == f"upload succeeded: {expected}", f"{pair}: server printed {got!r}, expected {expected!r}")
         check(out and out[-1] == f"protocol={'framed' if pair == 'framed' else 'seed'} files={len(files)} "
               f"bytes={sum(len(f.read_bytes()) for f in files)}", f"{pair}: client summary: {out[-1:]}")
         srv.stop()
