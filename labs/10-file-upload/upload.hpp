@@ -9,6 +9,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -25,8 +26,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "conclab/cli.hpp"
 #include "conclab/error.hpp"
@@ -83,7 +82,9 @@ struct Request {
   std::int64_t size = 0;
 };
 
-inline std::string make_header(std::string_view name, std::int64_t size) { return fmt::format("post|{}|{}", name, size); }
+inline std::string make_header(std::string_view name, std::int64_t size) {
+  return fmt::format("post|{}|{}", name, size);
+}
 
 // `text` in double quotes, control bytes escaped (\n, \x00), cut after `max` bytes.
 inline std::string quoted(std::string_view text, std::size_t max = 80) {
@@ -148,6 +149,10 @@ inline Request parse_header(std::string_view text, std::int64_t max_bytes) {
 
 // ---------------------------------------------------------------- the file
 
+inline Refused exists(std::string_view name) {
+  return Refused(fmt::format("{} exists (the server has no --overwrite)", name));
+}
+
 // A file being received: written under a temporary name in the folder and
 // renamed to its own name only once complete, so a transfer cut short (or a
 // server stopped mid-file) leaves nothing behind: the destructor removes it.
@@ -176,7 +181,7 @@ class PartFile {
     conclab::check(::fsync(fd_.get()), "fsync");  // the bytes on disk before the name points at them
     const unsigned flags = overwrite_ ? 0U : RENAME_NOREPLACE;
     if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, target_.c_str(), flags) != 0) {
-      if (errno == EEXIST) throw Refused(fmt::format("{} exists (the server has no --overwrite)", target_.filename().string()));
+      if (errno == EEXIST) throw exists(target_.filename().string());
       conclab::throw_errno("rename");
     }
     temp_.clear();
@@ -225,7 +230,7 @@ struct Session {
     Request request = parse_header(text, flags.max_bytes);
     const auto target = std::filesystem::path(flags.dir) / request.name;
     if (!flags.overwrite && std::filesystem::symlink_status(target).type() != std::filesystem::file_type::not_found)
-      throw Refused(fmt::format("{} exists (the server has no --overwrite)", request.name));
+      throw exists(request.name);
     return request;
   }
 

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   upload::ClientFlags flags;
   upload::add_client_flags(app, flags);
   bool no_ack = false;
-  app.add_flag("--no-ack", no_ack, "send the bytes right behind the header, without waiting: the sticky-packet problem");
+  app.add_flag("--no-ack", no_ack,
+               "send the bytes right behind the header, without waiting: the sticky-packet problem");
   return conclab::run_main(app, argc, argv, [&] {
     const std::vector<upload::Local> files = upload::local_files(flags);  // each one there, before connecting
     auto sock = upload::connect(flags);

@@ -12,7 +12,7 @@ void serve_seed(upload::Session& session) {
   conclab::LineReader reader(session.conn);
   for (;;) {
     const std::string header = reader.read_some(upload::kMaxHeader);  // the seed's conn.recv(1024)
-    if (header.empty()) return;                                        // the client is done
+    if (header.empty()) return;                                       // the client is done
     const upload::Request request = session.check(header);
     session.conn.send_all("nothing");  // the seed's signal: "header received, send the bytes"
     session.receive(reader, request);
