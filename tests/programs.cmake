@@ -134,6 +134,62 @@ if(CONCLAB_BUILD_BENCH)
   conclab_check(bench.python.forkserver-default start-method forkserver ${forkserver_rows}
                 -- ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py --cases 2x5 --min-time 0.01
                 --filter ${forkserver_filter} --out {out})
+
+  # --- net/: the loopback rows (bench/net.cpp) and their CPython peers
+  # (bench/python/bench_net.py), streams of 64 KiB instead of 64 MiB. The C++
+  # rows register themselves, so the smoke run above has them; a failed row
+  # (a descriptor left open is one) has no real_time and fails the rows check.
+  set(net_bytes 65536)
+  set_tests_properties(bench.cpp.smoke PROPERTIES ENVIRONMENT CONCLAB_BENCH_NET_BYTES=${net_bytes})
+  set(bench_net ${PROJECT_SOURCE_DIR}/bench/python/bench_net.py)
+  add_test(NAME bench.python.net-smoke COMMAND ${Python3_EXECUTABLE} ${bench_net} --net-bytes ${net_bytes}
+           --min-time 0.01 --out ${smoke}/python-net.json)
+  set_tests_properties(bench.python.net-smoke PROPERTIES FIXTURES_SETUP bench_python_net TIMEOUT 120)
+  set(cpp_net_rows)
+  set(py_net_rows)
+  foreach(row net/tcp-rtt net/tcp-connect net/udp-rtt net/tcp-stream net/memcpy)
+    list(APPEND cpp_net_rows ${row}/real_time)
+    list(APPEND py_net_rows python/${row})
+  endforeach()
+  conclab_check(bench.cpp.net-rows bench-json ${smoke}/cpp.json ${cpp_net_rows})
+  conclab_check(bench.python.net-rows bench-json ${smoke}/python-net.json ${py_net_rows})
+  set_tests_properties(bench.cpp.net-rows PROPERTIES FIXTURES_REQUIRED bench_cpp)
+  set_tests_properties(bench.python.net-rows PROPERTIES FIXTURES_REQUIRED bench_python_net)
+  # The report of the smoke run's three files has the networking section
+  # (printed from its heading to the next), every cell a time, every ratio there.
+  set(show_net [=["$0" "$1" "$2" "$3" --out "$4" >/dev/null && awk '/^## /{p=/^## Networking/} p' "$4" && echo net=shown]=])
+  conclab_check(bench.report-net-of-smoke-run run --expect net=shown --count "## Networking (loopback)=1"
+                --count "| `net/=5" --count "GB/s) |=4" --count "TCP over loopback moves=2" --count "failed=0"
+                --count "| – |=0" -- sh -c ${show_net} ${PROJECT_SOURCE_DIR}/scripts/report ${smoke}/cpp.json
+                ${smoke}/python.json ${smoke}/python-net.json ${smoke}/net-report/REPORT.md)
+  set_tests_properties(bench.report-net-of-smoke-run PROPERTIES
+                       FIXTURES_REQUIRED "bench_cpp;bench_python;bench_python_net")
+  # A peer thread that cannot start (RLIMIT_NPROC=1) fails its row alone: the
+  # memcpy row (no thread) is still measured, the JSON is whole, nothing is left.
+  set(cpp_net_args --ok net/memcpy)
+  set(py_net_args --ok python/net/memcpy)
+  foreach(row net/tcp-rtt net/tcp-connect net/udp-rtt net/tcp-stream)
+    list(APPEND cpp_net_args --fail ${row})
+    list(APPEND py_net_args --fail python/${row})
+  endforeach()
+  conclab_check(bench.cpp.net-fails-alone limited --nproc 1 ${cpp_net_args} --stage ${BIN}/conclab-bench
+                -- ${bench_cmd} --benchmark_filter=^net/)
+  conclab_check(bench.python.net-fails-alone limited --nproc 1 ${py_net_args} --stage ${bench_net}
+                --stage ${peer} --python -- ${Python3_EXECUTABLE} ${bench_net} --net-bytes ${net_bytes}
+                --min-time 0.01 --out {out})
+  set_tests_properties(bench.cpp.net-fails-alone bench.python.net-fails-alone PROPERTIES SKIP_RETURN_CODE 77
+                       ENVIRONMENT CONCLAB_BENCH_NET_BYTES=${net_bytes})
+  if(CONCLAB_SANITIZER STREQUAL address)
+    set_tests_properties(bench.cpp.net-fails-alone PROPERTIES  # as micro-fails-alone above
+                         ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=string_append::detect_leaks=0")
+  endif()
+  conclab_check(bench.python.net-bad-args bad-args --says "--net-bytes 0 => '0' is not a number of bytes"
+                --says "--net-bytes 1x => '1x' is not a number of bytes" --extra "--filter (" -- ${bench_net})
+  # conclab-bench takes the size from the environment: a bad one fails the rows that use it, saying why.
+  add_test(NAME bench.cpp.net-bytes-bad COMMAND ${CMAKE_COMMAND} -E env CONCLAB_BENCH_NET_BYTES=64x
+           ${BIN}/conclab-bench --benchmark_filter=^net/memcpy)
+  set_tests_properties(bench.cpp.net-bytes-bad PROPERTIES TIMEOUT 60
+                       PASS_REGULAR_EXPRESSION "ERROR OCCURRED: 'CONCLAB_BENCH_NET_BYTES='64x' is not a number")
 endif()
 
 # scripts/bench and scripts/test: a flag without its value is a usage error

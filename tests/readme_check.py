@@ -69,7 +69,16 @@ class Directives:
 
 def program_of(command):
     """The program a command runs: `counter-unsync`, `pool_worker_crash.py`, ..."""
-    words = shlex.split(command.split(";")[0])
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words = []
+    try:
+        for word in lexer:  # the first simple command: up to ; | & && ...
+            if set(word) <= set(";|&()<>"):
+                break
+            words.append(word)
+    except ValueError:  # unbalanced quotes: the words before them still name the program
+        pass
     while words and (words[0] in ("timeout", "python3", "env") or re.fullmatch(r"[\d.]+[smh]?", words[0])):
         words.pop(0)
     return pathlib.PurePath(words[0]).name if words else ""

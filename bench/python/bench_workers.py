@@ -507,17 +507,23 @@ def main():
             emit(name, iterations, wall_s, cpu_s, "ms", counters)
 
     shut_down_helpers()
+    return write_results(rows, args.out, "bench_workers.py")
+
+
+def write_results(rows, out, prog, **context):
+    """Write the rows as conclab-bench's JSON (with this Python's context) to
+    `out` if given; the exit status: 1 if a row failed (said on stderr)."""
     doc = {"context": {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host_name": socket.gethostname(), "num_cpus": os.cpu_count(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "executable": sys.executable}, "benchmarks": rows}
-    if args.out:
-        with open(args.out, "w") as f:
+        "executable": sys.executable, **context}, "benchmarks": rows}
+    if out:
+        with open(out, "w") as f:
             json.dump(doc, f, indent=2)
     failed = sum(1 for row in rows if row.get("error_occurred"))
     if failed:
-        print(f"bench_workers.py: {failed} row{'s' if failed > 1 else ''} failed (see ERROR OCCURRED above, "
+        print(f"{prog}: {failed} row{'s' if failed > 1 else ''} failed (see ERROR OCCURRED above, "
               "error_message in the JSON)", file=sys.stderr)
         return 1
     return 0

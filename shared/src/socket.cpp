@@ -206,6 +206,7 @@ int Socket::io_flags() const noexcept {
 }
 
 std::string Socket::where() const {
+  if (peer_.family() != Family::unspec) return "peer " + peer_.str();
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
@@ -262,6 +263,7 @@ Accepted Socket::accept() {
       result.conn.fd_.reset(fd);
       result.conn.family_ = family_;
       result.conn.type_ = type_;
+      result.conn.peer_ = result.peer;
       return result;  // blocking, no timeout, whatever the listener's (as Python without a default timeout)
     }
     const int err = errno;
@@ -305,6 +307,7 @@ int Socket::connect_ex(const Address& address) {
     err = getsockopt(SOL_SOCKET, SO_ERROR);
   }
   if (poll_for_it && temporary_nonblocking) set_nonblocking(fd_.get(), false);
+  if (err == 0) peer_ = address;
   return err;
 }
 
@@ -558,7 +561,7 @@ std::optional<std::string> LineReader::readline(std::size_t max_length) {
       return line;
     }
     if (buffered() > max_length)
-      throw ProtocolError(fmt::format("readline: no end of line within {} bytes", max_length));
+      throw LineTooLong(fmt::format("readline: no end of line within {} bytes", max_length));
     scanned = buffered();
     if (!fill()) {
       if (buffered() == 0) return std::nullopt;

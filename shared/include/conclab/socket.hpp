@@ -85,6 +85,14 @@ class ProtocolError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// LineReader::readline() saw `max_length` bytes without an end of line (a
+// server answers 431 or "line too long"; a peer that closed mid-line is a
+// plain ProtocolError).
+class LineTooLong : public ProtocolError {
+ public:
+  using ProtocolError::ProtocolError;
+};
+
 // ---------------------------------------------------------------- addresses
 
 enum class Family : int { unspec = AF_UNSPEC, ipv4 = AF_INET, ipv6 = AF_INET6, unix_path = AF_UNIX };
@@ -224,6 +232,7 @@ class Socket {
   Type type_ = Type::stream;
   Timeout timeout_;
   bool listening_ = false;
+  Address peer_;  // who it is connected to: error messages still name it after a reset
 };
 
 struct Accepted {
@@ -274,8 +283,8 @@ class LineReader {
 
   // The next line without its "\n" (and without a "\r" before it), or
   // nullopt when the peer closed before sending anything more. Throws
-  // ProtocolError when `max_length` bytes pass without a newline, or when the
-  // peer closes in the middle of a line.
+  // LineTooLong when `max_length` bytes pass without a newline, ProtocolError
+  // when the peer closes in the middle of a line.
   std::optional<std::string> readline(std::size_t max_length);
   // Exactly n bytes (buffered ones first); ProtocolError if the peer closes first.
   std::string read_exact(std::size_t n);
