@@ -299,19 +299,25 @@ int serve(const ServerFlags& flags, std::string_view protocol, std::string_view 
       ++stats.served;
       fmt::print("connected {}\n", peer);
       Session session{conn, peer, flags, stats};
+      std::string refusal;
       std::string why;
       try {
         handle(session);
       } catch (const conclab::Interrupted&) {
         throw;
-      } catch (const Refused& refused) {
-        ++stats.refused;
-        fmt::print(stderr, "refused {}: {}\n", peer, refused.what());
-        tell(conn, fmt::format("error: {}{}", refused.what(), line_end));
+      } catch (const Refused& e) {
+        refusal = e.what();
+      } catch (const conclab::LineTooLong& e) {  // a header line without its end
+        refusal = e.what();
       } catch (const conclab::TimeoutError&) {
         why = fmt::format("idle for {} s", flags.idle_timeout_s);
       } catch (const std::exception& e) {  // closed early, reset, a full disk: this client only
         why = e.what();
+      }
+      if (!refusal.empty()) {
+        ++stats.refused;
+        fmt::print(stderr, "refused {}: {}\n", peer, refusal);
+        tell(conn, fmt::format("error: {}{}", refusal, line_end));
       }
       if (!why.empty()) {
         ++stats.dropped;

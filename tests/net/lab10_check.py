@@ -184,6 +184,11 @@ def check_names(args, tmp, protocol):
         (b"get|x|5", 'unknown command "get" (only post)'),
         (b"post|x", 'header "post|x" is not cmd|file_name|file_size'),
     ]
+    long_header = b"post|" + b"n" * 2000 + b"|5"  # longer than a header may be (1024 bytes)
+    if protocol == "seed":  # the first 1024 bytes are the header
+        cases.append((long_header, f'header "post|{"n" * 75}"... is not cmd|file_name|file_size'))
+    else:
+        cases.append((long_header, "readline: no end of line within 1024 bytes"))
     refused(args, tmp, protocol, cases)
 
 
