@@ -243,10 +243,10 @@ def main():
     except OSError as e:
         print(f"error: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
-    print(f"listening on {show(server.getsockname())}")
     served = 0
     requests = [0]
-    try:
+    try:  # from the listening line on, a stop signal ends the loop, never a traceback
+        print(f"listening on {show(server.getsockname())}")
         while True:
             conn, _ = server.accept()
             served += 1

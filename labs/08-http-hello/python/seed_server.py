@@ -35,9 +35,9 @@ def main(args):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(5)
-    print("listening on %s:%d" % sock.getsockname())
     served = 0
-    try:
+    try:  # from the listening line on, a stop signal ends the loop, never a traceback
+        print("listening on %s:%d" % sock.getsockname())
         while True:
             connection, address = sock.accept()
             served += 1

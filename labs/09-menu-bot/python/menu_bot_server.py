@@ -90,9 +90,9 @@ def process(request, client_address, idle_timeout):
 def main():
     args = server_args("Lab 09: the 10086 menu bot, one caller at a time.")
     stop_on_signals()
-    sk = listen(args)
     served = 0
-    try:
+    try:  # from the listening line on, a stop signal ends the loop, never a traceback
+        sk = listen(args)
         while True:
             conn, address = sk.accept()
             served += 1

@@ -27,9 +27,9 @@ from menu_bot_server import listen, process, server_args, show  # noqa: E402
 def main():
     args = server_args("Lab 09: the 10086 menu bot, a thread per caller.")
     stop_on_signals()
-    sk = listen(args)
     served = 0
-    try:
+    try:  # from the listening line on, a stop signal ends the loop, never a traceback
+        sk = listen(args)
         while True:
             request, client_address = sk.accept()
             served += 1

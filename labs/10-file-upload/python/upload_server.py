@@ -120,8 +120,8 @@ if __name__ == "__main__":
     os.makedirs(args.dir, exist_ok=True)
     Server.address_family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
     instance = Server((args.host, args.port), MyServer)
-    print(f"listening on {host_port(instance.server_address)}")
-    try:
+    try:  # from the listening line on, a stop signal ends the loop, never a traceback
+        print(f"listening on {host_port(instance.server_address)}")
         instance.serve_forever()
     except KeyboardInterrupt:
         pass
