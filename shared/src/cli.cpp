@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -70,6 +71,8 @@ void line_buffered_stdout() noexcept {
   // is synchronised with stdio and so follows this buffering too.
   std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
 }
+
+void ignore_sigpipe() noexcept { std::signal(SIGPIPE, SIG_IGN); }
 
 int report_exception(std::exception_ptr error) noexcept {
   std::fprintf(stderr, "error: %s\n", describe(error).c_str());

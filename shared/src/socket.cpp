@@ -248,6 +248,20 @@ void Socket::wait_ready(Wait what, const char* call, std::optional<Clock::time_p
   }
 }
 
+void Socket::wait_for_resources(std::optional<Clock::time_point> until) const {
+  constexpr auto kBackoff = std::chrono::milliseconds(50);
+  auto wake = Clock::now() + kBackoff;
+  if (until && *until < wake) wake = *until;
+  pollfd stop{stop_fd(), POLLIN, 0};
+  for (;;) {
+    throw_if_stopped();
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
+    if (left <= 0) break;
+    if (::poll(&stop, stop.fd >= 0 ? 1 : 0, static_cast<int>(left)) < 0 && errno != EINTR) throw_socket("poll");
+  }
+  if (until && Clock::now() >= *until) throw TimeoutError("accept: timed out");
+}
+
 void Socket::bind(const Address& address) {
   if (::bind(fd_.get(), address.data(), address.size()) < 0) throw_socket("bind", address.str());
 }
@@ -281,6 +295,14 @@ Accepted Socket::accept() {
     // A connection reset before it was accepted: Linux reports it as these
     // errors of accept(); the next connection is what the caller wants.
     if (err == ECONNABORTED || err == EPROTO) continue;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      // Out of descriptors (or memory): the connection waits in the backlog
+      // until a connection being served closes. Wait a little and try again
+      // rather than end the server (Python's socketserver logs and goes on;
+      // a bare accept() loop dies here).
+      wait_for_resources(until);
+      continue;
+    }
     if (!would_block(err)) throw_socket("accept", where(), err);
     wait_ready(Wait::read, "accept", until);
   }
@@ -412,8 +434,10 @@ Datagram Socket::recvfrom(std::size_t max) {
     socklen_t len = sizeof ss;
     // MSG_TRUNC: the return value is the datagram's real length, even when
     // only `max` bytes of it fit (and the rest is discarded).
+    // (On a stream socket MSG_TRUNC would throw the bytes away: not there.)
+    const int trunc = type_ == Type::datagram ? MSG_TRUNC : 0;
     const ssize_t n =
-        ::recvfrom(fd_.get(), d.data.data(), max, io_flags() | MSG_TRUNC, reinterpret_cast<sockaddr*>(&ss), &len);
+        ::recvfrom(fd_.get(), d.data.data(), max, io_flags() | trunc, reinterpret_cast<sockaddr*>(&ss), &len);
     if (n >= 0) {
       d.full_size = static_cast<std::size_t>(n);
       d.truncated = d.full_size > max;
@@ -490,7 +514,10 @@ Socket create_server(const std::string& host, std::uint16_t port, Type type, int
   for (const auto& info : infos) {
     try {
       Socket s(info.family, info.type, info.protocol);
-      s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1);
+      // SO_REUSEADDR lets a restarted TCP server bind while its old
+      // connections sit in TIME_WAIT. Not for UDP: there, on Linux, it lets a
+      // second server bind the same port and steal its datagrams.
+      if (type == Type::stream) s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1);
       s.bind(info.address);
       if (type == Type::stream) s.listen(backlog);
       return s;

@@ -246,7 +246,7 @@ def faults(pair, lang):
             good_client(pair, server)
             print(f"ok: {bad.__name__}", flush=True)
         server.stop()
-    check(server.output()[-1].startswith(f"model=iterative served={len(clients) * 2 + 1}"),
+    check(re.match(rf"model=iterative served={len(clients) * 2 + 1}( |$)", server.output()[-1]),
           f"{server.name}: last line {server.output()[-1]!r}")
 
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -13,7 +14,9 @@
 #include <csignal>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "conclab/cli.hpp"
 #include "conclab/clock.hpp"
 #include "conclab/process.hpp"
 #include "conclab/signals.hpp"
@@ -378,4 +381,81 @@ TEST(Signals, StopSignalWakesAThreadBlockedInRecvWhicheverThreadGetsIt) {
     FAIL() << "the thread blocked in recv() never woke up after SIGTERM";
   }
   EXPECT_EQ(child.exitcode(), 0);
+}
+
+TEST(Socket, ASecondUdpServerOnTheSamePortIsRefused) {
+  // SO_REUSEADDR is for TCP's TIME_WAIT; on a UDP socket it would let two
+  // servers share the port (and one of them get the datagrams).
+  Socket first = conclab::create_server("127.0.0.1", 0, conclab::Type::datagram);
+  try {
+    conclab::create_server("127.0.0.1", first.address().port(), conclab::Type::datagram);
+    FAIL() << "two UDP servers bound one port";
+  } catch (const conclab::SocketError& e) {
+    EXPECT_EQ(e.code().value(), EADDRINUSE);
+  }
+}
+
+TEST(Socket, RecvfromOnAStreamKeepsTheData) {
+  auto [client, server] = tcp_pair();
+  client.send_all("hello");
+  conclab::Datagram d = server.recvfrom(100);
+  EXPECT_EQ(d.data, "hello");
+  EXPECT_FALSE(d.truncated);
+}
+
+TEST(Socket, AcceptOutOfDescriptorsWaitsInsteadOfEndingTheServer) {
+  // In a child (its descriptor limit is lowered): it reports through its exit code.
+  conclab::Process child([] {
+    Socket listener = conclab::create_server("127.0.0.1", 0);
+    Socket client = conclab::create_connection("127.0.0.1", listener.address().port());
+    ::rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    std::vector<conclab::unique_fd> filler;
+    const int highest = open_descriptors() + 2;
+    limit.rlim_cur = static_cast<rlim_t>(highest);
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return 10;
+    for (;;) {  // use up every descriptor
+      const int fd = ::dup(0);
+      if (fd < 0) break;
+      filler.emplace_back(fd);
+    }
+    if (filler.empty()) return 11;
+    listener.settimeout(200ms);
+    try {
+      listener.accept();
+      return 12;  // accepted without a descriptor?
+    } catch (const conclab::TimeoutError&) {
+      // waited for a descriptor, the connection still in the backlog
+    } catch (const std::exception&) {
+      return 13;  // EMFILE thrown: a server loop would have ended
+    }
+    filler.pop_back();  // one descriptor free again: the same connection is accepted
+    try {
+      auto [conn, peer] = listener.accept();
+      return peer == client.getsockname() ? 0 : 14;
+    } catch (const std::exception&) {
+      return 15;
+    }
+  });
+  child.start();
+  ASSERT_TRUE(child.join(20s));
+  EXPECT_EQ(child.exitcode(), 0);
+}
+
+TEST(Cli, RunMainIgnoresSigpipeSoAClosedPipeIsAnErrorNotADeath) {
+  conclab::Process child([] {
+    int fds[2];
+    if (::pipe(fds) != 0) return 10;
+    ::close(fds[0]);  // nobody reads
+    CLI::App app{"test"};
+    char name[] = "test";
+    char* argv[] = {name, nullptr};
+    const int code = conclab::run_main(app, 1, argv, [&] {
+      if (::write(fds[1], "x", 1) < 0) conclab::throw_errno("write");
+    });
+    return code == conclab::kExitFailure ? 0 : 20 + code;
+  });
+  child.start();
+  ASSERT_TRUE(child.join(20s));
+  EXPECT_EQ(child.exitcode(), 0);  // -13 (SIGPIPE) without ignore_sigpipe()
 }

@@ -105,10 +105,16 @@ int run_main(Body&& body) noexcept {
   }
 }
 
-// Makes stdout line-buffered, parses the command line, then runs `body` as above.
+// Ignores SIGPIPE, as Python does: writing to a closed pipe or socket is then
+// an error (EPIPE) the program reports, never a silent death with status 141.
+void ignore_sigpipe() noexcept;
+
+// Makes stdout line-buffered, ignores SIGPIPE, parses the command line, then
+// runs `body` as above.
 template <class Body>
 int run_main(CLI::App& app, int argc, char** argv, Body&& body) noexcept {
   line_buffered_stdout();
+  ignore_sigpipe();
   std::optional<int> code;
   try {
     code = parse_args(app, argc, argv);

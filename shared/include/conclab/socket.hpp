@@ -168,6 +168,9 @@ class Socket {
 
   void bind(const Address& address);
   void listen(int backlog = SOMAXCONN);
+  // accept(): the next connection and its peer. Out of descriptors (EMFILE),
+  // it waits for one to be freed (retrying every 50 ms) instead of throwing:
+  // a server under a descriptor limit slows down but does not end.
   Accepted accept();
   void connect(const Address& address);
   // connect() that returns the errno value instead of throwing (0: connected).
@@ -227,6 +230,8 @@ class Socket {
   // Interrupted).
   void wait_ready(Wait what, const char* call, std::optional<std::chrono::steady_clock::time_point> deadline) const;
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const;
+  // accept() out of descriptors: 50 ms (or up to the deadline), awake to a stop signal.
+  void wait_for_resources(std::optional<std::chrono::steady_clock::time_point> until) const;
   [[nodiscard]] int io_flags() const noexcept;
   [[nodiscard]] std::string where() const;  // the peer or the local address, for messages
 
