@@ -2,13 +2,14 @@
 // upload_server_framed.cpp differ only in how a header is told apart from
 // the file's bytes (and the two clients likewise):
 // - the header "post|file_name|file_size" and the rules a server checks it by;
-// - CRC-32 (zlib's, as Python's zlib.crc32), printed by client and server;
+// - CRC-32 (zlib's, as Python's zlib.crc32, by Boost.CRC), printed by client and server;
 // - a file received under a temporary name and renamed when complete;
 // - the server's loop: one client at a time, each with an idle timeout,
 //   every refusal told to the client and on stderr, the summary on SIGTERM.
 #pragma once
 
 #include <fcntl.h>
+#include <boost/crc.hpp>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,30 +43,16 @@ inline constexpr std::size_t kMaxName = 255;     // NAME_MAX
 
 // ---------------------------------------------------------------- CRC-32
 
-// CRC-32 as zlib computes it (reflected polynomial 0xEDB88320, start and end
-// inverted): the same number as Python's zlib.crc32. Table-driven: one
-// lookup per byte. crc32("123456789") is cbf43926.
+// CRC-32 as zlib computes it (Boost.CRC's crc_32_type: reflected polynomial
+// 0xEDB88320, start and end inverted): the same number as Python's
+// zlib.crc32. crc32("123456789") is cbf43926.
 class Crc32 {
  public:
-  void update(std::string_view data) noexcept {
-    for (const unsigned char byte : data) crc_ = table()[(crc_ ^ byte) & 0xFFU] ^ (crc_ >> 8U);
-  }
-  [[nodiscard]] std::string hex() const { return fmt::format("{:08x}", ~crc_); }
+  void update(std::string_view data) noexcept { crc_.process_bytes(data.data(), data.size()); }
+  [[nodiscard]] std::string hex() const { return fmt::format("{:08x}", crc_.checksum()); }
 
  private:
-  static const std::array<std::uint32_t, 256>& table() noexcept {
-    static const auto table = [] {
-      std::array<std::uint32_t, 256> t{};
-      for (std::uint32_t n = 0; n < 256; ++n) {
-        std::uint32_t c = n;
-        for (int bit = 0; bit < 8; ++bit) c = (c & 1U) != 0 ? 0xEDB88320U ^ (c >> 1U) : c >> 1U;
-        t[n] = c;
-      }
-      return t;
-    }();
-    return table;
-  }
-  std::uint32_t crc_ = 0xFFFFFFFFU;
+  boost::crc_32_type crc_;
 };
 
 // ---------------------------------------------------------------- the header
