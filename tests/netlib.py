@@ -129,6 +129,16 @@ class Server:
     def threads(self):
         return int(re.search(r"^Threads:\s+(\d+)", open(f"/proc/{self.proc.pid}/status").read(), re.M).group(1))
 
+    def sleeping(self):
+        """Whether the server is asleep in a system call (state S in /proc),
+        e.g. blocked in recv(): with a single thread, past the statements
+        before that call (a Python server may take a signal between any two)."""
+        try:
+            stat = open(f"/proc/{self.proc.pid}/stat").read()
+        except OSError:
+            return False
+        return stat[stat.rindex(")") + 2] == "S"
+
     def alive(self):
         return self.proc.poll() is None
 
