@@ -20,12 +20,11 @@ import argparse
 import contextlib
 import os
 import random
-import re
 import socket
 import sys
 import threading
 
-from bench_workers import OneLineParser, measure, positive_float, write_results
+from bench_workers import OneLineParser, measure, parse_run_args, write_results
 
 STREAM_BYTES = 64 << 20  # the default of conclab-bench's CONCLAB_BENCH_NET_BYTES
 MAX_STREAM_BYTES = 1 << 30
@@ -259,15 +258,7 @@ def main():
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net-bytes", type=byte_count, default=STREAM_BYTES, metavar="N",
                         help=f"bytes of tcp-stream and memcpy, 1 to {MAX_STREAM_BYTES} (default %(default)s)")
-    parser.add_argument("--min-time", type=positive_float, default=0.5,
-                        help="run each row at least this many seconds (default %(default)s)")
-    parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
-    parser.add_argument("--out", help="write the JSON here (default: stdout only)")
-    args = parser.parse_args()
-    try:
-        pattern = re.compile(args.filter)
-    except re.error as e:
-        parser.error(f"--filter: {e}")
+    args, pattern = parse_run_args(parser)
 
     rows = []
     for name, (prepare, unit, moves_bytes) in ROWS.items():

@@ -443,15 +443,7 @@ def main():
                         help="worker cases as TASKSxSLEEP_MS or TASKSxcpu, comma-separated (default %(default)s)")
     parser.add_argument("--max-ideal-s", type=positive_float, default=5.0,
                         help="leave out rows whose ideal time exceeds this (default %(default)s)")
-    parser.add_argument("--min-time", type=positive_float, default=0.5,
-                        help="run each row at least this many seconds (default %(default)s)")
-    parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
-    parser.add_argument("--out", help="write the JSON here (default: stdout only)")
-    args = parser.parse_args()
-    try:
-        pattern = re.compile(args.filter)
-    except re.error as e:
-        parser.error(f"--filter: {e}")
+    args, pattern = parse_run_args(parser)
 
     rows = []
 
@@ -508,6 +500,20 @@ def main():
 
     shut_down_helpers()
     return write_results(rows, args.out, "bench_workers.py")
+
+
+def parse_run_args(parser):
+    """Add the flags every Python peer shares (--min-time, --filter, --out),
+    parse the command line; returns (args, the compiled --filter)."""
+    parser.add_argument("--min-time", type=positive_float, default=0.5,
+                        help="run each row at least this many seconds (default %(default)s)")
+    parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
+    parser.add_argument("--out", help="write the JSON here (default: stdout only)")
+    args = parser.parse_args()
+    try:
+        return args, re.compile(args.filter)
+    except re.error as e:
+        parser.error(f"--filter: {e}")
 
 
 def write_results(rows, out, prog, **context):
