@@ -230,13 +230,6 @@ void Socket::wait_ready(Wait what, const char* call, std::optional<Clock::time_p
       if (left <= 0) throw TimeoutError(fmt::format("{}: timed out", call));
       wait_ms = static_cast<int>(std::min<long long>(left, std::numeric_limits<int>::max()));
     }
-#if defined(__SANITIZE_THREAD__)
-    // ThreadSanitizer defers a signal that arrives while a thread is blocked
-    // in poll() and now and then never runs the handler until poll() returns
-    // (about 1 in 400 in a minimal program without conclab, gcc 12): wake up
-    // to look at the flag. Only in TSan builds.
-    if (count == 2) wait_ms = wait_ms < 0 ? 100 : std::min(wait_ms, 100);
-#endif
     const int n = ::poll(fds, count, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
