@@ -21,6 +21,7 @@ namespace conclab {
 
 namespace detail {
 std::pair<int, int> stop_pipe() noexcept;  // signals.cpp
+void renew_stop_pipe_in_child() noexcept;  // signals.cpp
 }  // namespace detail
 
 namespace {
@@ -114,9 +115,9 @@ void report_if_free(const char* name, const char* what) noexcept {
 void Process::start() {
   if (pid_ >= 0) throw UsageError(fmt::format("{}: cannot start a process twice", name_));
   // What the child keeps, decided before fork (the child must not allocate):
-  // the descriptors it was given, and the stop pipe of stop_on_signals(),
-  // whose inherited handler would otherwise write into whatever file took
-  // the closed pipe's number.
+  // the descriptors it was given, and the numbers of the stop pipe of
+  // stop_on_signals(), whose inherited handler would otherwise write into
+  // whatever file took a closed number (the child makes a pipe of its own there).
   std::vector<int> keep = pass_fds_;
   if (const auto [read_end, write_end] = detail::stop_pipe(); read_end >= 0) {
     keep.push_back(read_end);
@@ -131,6 +132,7 @@ void Process::start() {
     // flush, and leave with _exit so that no destructor or atexit handler of
     // the parent's copy runs twice.
     close_all_but(keep);
+    detail::renew_stop_pipe_in_child();
     int code = 1;
     try {
       code = target_();

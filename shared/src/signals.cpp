@@ -118,6 +118,24 @@ namespace detail {
 // them (process.cpp), or the handler it inherits would write into whatever
 // descriptor took the closed one's number.
 std::pair<int, int> stop_pipe() noexcept { return {load(g_read_fd), load(g_write_fd)}; }
+
+// In a forked child: the same descriptor numbers, but a pipe of its own.
+// Sharing the parent's would wake the parent's waits on the child's signal
+// (and the child's on the parent's), each finding its own flag unset and
+// waiting again on a pipe that stays readable: a spin. Async-signal-safe.
+void renew_stop_pipe_in_child() noexcept {
+  const int read_end = load(g_read_fd);
+  const int write_end = load(g_write_fd);
+  if (read_end < 0) return;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return;
+  ::dup3(fds[0], read_end, O_CLOEXEC);
+  ::dup3(fds[1], write_end, O_CLOEXEC);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  const char byte = 1;
+  if (load(g_signal) != 0) [[maybe_unused]] auto n = ::write(write_end, &byte, 1);  // a stop already under way
+}
 }  // namespace detail
 
 }  // namespace conclab

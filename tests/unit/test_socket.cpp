@@ -12,12 +12,15 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "conclab/cli.hpp"
 #include "conclab/clock.hpp"
+#include "proc_counts.hpp"
 #include "conclab/process.hpp"
 #include "conclab/signals.hpp"
 
@@ -32,14 +35,7 @@ void PrintTo(const Address& a, std::ostream* os) { *os << a.str(); }
 
 namespace {
 
-int open_descriptors() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d)) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
+using conclab::test::open_descriptors;
 
 // A connected TCP pair over loopback: {client, server side}.
 std::pair<Socket, Socket> tcp_pair(const std::string& host = "127.0.0.1") {
@@ -381,6 +377,37 @@ TEST(Signals, StopSignalWakesAThreadBlockedInRecvWhicheverThreadGetsIt) {
     FAIL() << "the thread blocked in recv() never woke up after SIGTERM";
   }
   EXPECT_EQ(child.exitcode(), 0);
+}
+
+TEST(Signals, AChildHasAStopPipeOfItsOwnAndDoesNotSpinOnTheParentsSignal) {
+  // Parent and child once shared the stop pipe: the parent's SIGTERM made it
+  // readable for the child too, whose flag was unset, so the child's recv()
+  // woke, waited again, woke again: a busy loop. Exit codes: 0 ok, 2 the
+  // child spun, 3 the child did not end normally.
+  conclab::Process parent([]() -> int {
+    conclab::stop_on_signals();
+    auto [mine, childs] = conclab::socketpair();
+    conclab::Process child([&childs]() -> int { return childs.recv(10) == "" ? 0 : 1; });
+    child.set_pass_fds({childs.fileno()});
+    child.start();
+    childs.close();
+    ::kill(::getpid(), SIGTERM);  // the parent is asked to stop; the child is not
+    std::this_thread::sleep_for(300ms);
+    long ticks = 0;  // the child's user + system CPU time over those 300 ms
+    std::ifstream stat("/proc/" + std::to_string(*child.pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 15 && fields >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::stol(field);
+    mine.close();  // now the child's recv() returns "": it ends
+    child.join();
+    if (ticks > 10) return 2;
+    return child.exitcode() == 0 ? 0 : 3;
+  });
+  parent.start();
+  ASSERT_TRUE(parent.join(30s)) << "the parent hung";
+  EXPECT_EQ(parent.exitcode(), 0);
 }
 
 TEST(Socket, ASecondUdpServerOnTheSamePortIsRefused) {
