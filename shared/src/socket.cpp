@@ -266,8 +266,8 @@ void Socket::listen(int backlog) {
   listening_ = true;
 }
 
-Accepted Socket::accept() {
-  const auto until = deadline();
+std::optional<Accepted> Socket::try_accept(int* out_of_resources) {
+  if (out_of_resources) *out_of_resources = 0;
   for (;;) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -289,6 +289,20 @@ Accepted Socket::accept() {
     // errors of accept(); the next connection is what the caller wants.
     if (err == ECONNABORTED || err == EPROTO) continue;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      if (out_of_resources) *out_of_resources = err;
+      return std::nullopt;
+    }
+    if (would_block(err)) return std::nullopt;
+    throw_socket("accept", where(), err);
+  }
+}
+
+Accepted Socket::accept() {
+  const auto until = deadline();
+  for (;;) {
+    int out_of_resources = 0;
+    if (auto accepted = try_accept(&out_of_resources)) return std::move(*accepted);
+    if (out_of_resources) {
       // Out of descriptors (or memory): the connection waits in the backlog
       // until a connection being served closes. Wait a little and try again
       // rather than end the server (Python's socketserver logs and goes on;
@@ -296,7 +310,6 @@ Accepted Socket::accept() {
       wait_for_resources(until);
       continue;
     }
-    if (!would_block(err)) throw_socket("accept", where(), err);
     wait_ready(Wait::read, "accept", until);
   }
 }

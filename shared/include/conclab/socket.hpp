@@ -172,6 +172,13 @@ class Socket {
   // it waits for one to be freed (retrying every 50 ms) instead of throwing:
   // a server under a descriptor limit slows down but does not end.
   Accepted accept();
+  // One accept attempt, for event loops (the listener is non-blocking): the
+  // connection, or nullopt when none is waiting. Out of descriptors or
+  // memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) it also returns nullopt, with
+  // the errno value in *out_of_resources (0 otherwise), and nothing thrown:
+  // the connection stays in the backlog and the caller decides how long to
+  // back off. Other errors throw SocketError.
+  std::optional<Accepted> try_accept(int* out_of_resources = nullptr);
   void connect(const Address& address);
   // connect() that returns the errno value instead of throwing (0: connected).
   int connect_ex(const Address& address);
