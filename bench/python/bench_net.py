@@ -11,7 +11,7 @@ python/net/tcp-stream   sendall of --net-bytes (64 MiB), the peer reading it int
 python/net/memcpy       one copy of the same bytes into a bytearray (a memcpy): the ceiling
 
 The other end is a threading.Thread of this process, as in conclab-bench, and
-both run on one CPU (bench/net.cpp's OneCpu says why).
+both run on one CPU (OneCpu in bench/bench.hpp says why).
 The timing loop is bench_workers.py's measure(); the JSON is Google Benchmark's
 schema, as bench_workers.py writes it (a failed row: "error_occurred" and its
 "error_message"; the other rows still run, and the exit status is 1).
