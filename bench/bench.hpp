@@ -128,8 +128,8 @@ class OneCpu {
 };
 
 inline int open_descriptors() {
-  return static_cast<int>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
-                                        std::filesystem::directory_iterator()));
+  return static_cast<int>(
+      std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator()));
 }
 
 // Registers `fn` as row `name`: on one CPU (OneCpu), guarded (an exception
@@ -137,17 +137,17 @@ inline int open_descriptors() {
 // share one process). The caller picks the timer (UseRealTime or UseManualTime).
 inline benchmark::internal::Benchmark* add_row(const std::string& name, std::function<void(benchmark::State&)> fn,
                                                benchmark::TimeUnit unit) {
-  return benchmark::RegisterBenchmark(name.c_str(), [fn = std::move(fn)](benchmark::State& state) {
-           guarded(state, [&] {
-             OneCpu pinned;
-             const int before = open_descriptors();
-             fn(state);
-             if (const int after = open_descriptors(); after != before)
-               throw std::runtime_error(std::to_string(after) + " descriptors open after the row, " +
-                                        std::to_string(before) + " before");
-           });
-         })
-      ->Unit(unit);
+  auto row = [fn = std::move(fn)](benchmark::State& state) {
+    guarded(state, [&] {
+      OneCpu pinned;
+      const int before = open_descriptors();
+      fn(state);
+      if (const int after = open_descriptors(); after != before)
+        throw std::runtime_error(std::to_string(after) + " descriptors open after the row, " + std::to_string(before) +
+                                 " before");
+    });
+  };
+  return benchmark::RegisterBenchmark(name.c_str(), std::move(row))->Unit(unit);
 }
 
 // Registration of each benchmark family; called once from main().

@@ -61,8 +61,8 @@ class DescriptorRoom {
     const rlim_t needed = static_cast<rlim_t>(open_descriptors() + more);
     if (needed <= before_.rlim_cur) return;
     if (before_.rlim_max != RLIM_INFINITY && needed > before_.rlim_max)
-      throw std::runtime_error(fmt::format("needs {} descriptors; the hard RLIMIT_NOFILE is {} (ulimit -Hn)", needed,
-                                           before_.rlim_max));
+      throw std::runtime_error(
+          fmt::format("needs {} descriptors; the hard RLIMIT_NOFILE is {} (ulimit -Hn)", needed, before_.rlim_max));
     rlimit raised{needed, before_.rlim_max};
     check(::setrlimit(RLIMIT_NOFILE, &raised), "setrlimit(RLIMIT_NOFILE)");
     raised_ = true;
@@ -98,7 +98,8 @@ void wait_cost(benchmark::State& state, Backend backend, int idle_count) {
     check(::write(ready.get(), &one, sizeof one), "write(eventfd)");
     auto got = sel.select(kWaitLimit);
     if (got.size() != 1 || got[0].key.fd != ready.get())
-      throw std::runtime_error(fmt::format("select() reported {} descriptors, expected the ready one alone", got.size()));
+      throw std::runtime_error(
+          fmt::format("select() reported {} descriptors, expected the ready one alone", got.size()));
     check(::read(ready.get(), &value, sizeof value), "read(eventfd)");
   }
   state.counters["fds"] = static_cast<double>(idle_count);
@@ -180,20 +181,19 @@ void shutdown_latency(benchmark::State& state, int shutdowns) {
 
 [[maybe_unused]] const bool registered = [] {
   for (Backend backend : kBackends)
-    for (int n : kFdCounts)
-      add_row(fmt::format("selectors/{}/fds:{}", backend_name(backend), n),
-              [backend, n](benchmark::State& state) { wait_cost(state, backend, n); }, benchmark::kMicrosecond)
+    for (int n : kFdCounts) {
+      auto row = [backend, n](benchmark::State& state) { wait_cost(state, backend, n); };
+      add_row(fmt::format("selectors/{}/fds:{}", backend_name(backend), n), row, benchmark::kMicrosecond)
           ->UseRealTime();
+    }
+  // A bad CONCLAB_BENCH_SHUTDOWN_ITERATIONS fails this row, saying why.
   const auto shutdowns = shutdown_iterations();
+  auto row = [shutdowns](benchmark::State& state) {
+    if (const auto* error = std::get_if<std::string>(&shutdowns)) throw std::invalid_argument(*error);
+    shutdown_latency(state, std::get<int>(shutdowns));
+  };
   const int* count = std::get_if<int>(&shutdowns);
-  add_row("socketserver/shutdown",
-          [shutdowns](benchmark::State& state) {
-            if (const auto* error = std::get_if<std::string>(&shutdowns)) throw std::invalid_argument(*error);
-            shutdown_latency(state, std::get<int>(shutdowns));
-          },
-          benchmark::kMicrosecond)
-      ->UseManualTime()
-      ->Iterations(count ? *count : 1);
+  add_row("socketserver/shutdown", row, benchmark::kMicrosecond)->UseManualTime()->Iterations(count ? *count : 1);
   return true;
 }();
 
