@@ -193,8 +193,8 @@ if(CONCLAB_BUILD_BENCH)
   add_test(NAME bench.python.mux-smoke COMMAND ${Python3_EXECUTABLE} ${bench_mux} --min-time 0.01
            --shutdown-iterations 2 --out ${smoke}/python-mux.json)
   set_tests_properties(bench.python.mux-smoke PROPERTIES FIXTURES_SETUP bench_python_mux TIMEOUT 120)
-  set(cpp_mux_rows --impossible selectors/select/fds:10000/real_time)
-  set(py_mux_rows --impossible python/selectors/select/fds:10000)
+  set(cpp_mux_rows socketserver/shutdown/iterations:2/manual_time)
+  set(py_mux_rows python/socketserver/shutdown)
   foreach(backend select poll epoll epoll-edge)
     foreach(n 10 100 1000 10000)
       if(NOT (backend STREQUAL select AND n EQUAL 10000))
@@ -203,9 +203,10 @@ if(CONCLAB_BUILD_BENCH)
       endif()
     endforeach()
   endforeach()
-  conclab_check(bench.cpp.mux-rows bench-json ${cpp_mux_rows} ${smoke}/cpp.json
-                socketserver/shutdown/iterations:2/manual_time)
-  conclab_check(bench.python.mux-rows bench-json ${py_mux_rows} ${smoke}/python-mux.json python/socketserver/shutdown)
+  conclab_check(bench.cpp.mux-rows bench-json --impossible selectors/select/fds:10000/real_time ${smoke}/cpp.json
+                ${cpp_mux_rows})
+  conclab_check(bench.python.mux-rows bench-json --impossible python/selectors/select/fds:10000
+                ${smoke}/python-mux.json ${py_mux_rows})
   set_tests_properties(bench.cpp.mux-rows PROPERTIES FIXTURES_REQUIRED bench_cpp)
   set_tests_properties(bench.python.mux-rows PROPERTIES FIXTURES_REQUIRED bench_python_mux)
   # The report of the smoke run has the section (printed from its heading to
