@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-from bench_net import one_cpu, open_descriptors, recv_exact
+from bench_net import no_descriptor_left, one_cpu, open_descriptors, recv_exact
 from bench_workers import OneLineParser, measure, parse_run_args, write_results
 
 FD_COUNTS = (10, 100, 1000, 10000)
@@ -157,13 +157,8 @@ def shutdown_latency(shutdowns):
 def measure_row(prepare, min_time):
     """(iterations, wall_s, cpu_s) of one selectors row, on one CPU; its descriptors are closed
     on return, and a descriptor left open fails it."""
-    before = open_descriptors()
-    with one_cpu(), contextlib.ExitStack() as stack:
-        result = measure(prepare(stack), min_time)
-    after = open_descriptors()
-    if after != before:
-        raise RuntimeError(f"{after} descriptors open after the row, {before} before")
-    return result
+    with no_descriptor_left(), one_cpu(), contextlib.ExitStack() as stack:
+        return measure(prepare(stack), min_time)
 
 
 def shutdown_count(text):
