@@ -53,8 +53,8 @@ try:
             if r is sk1:  # a client connects
                 conn, address = r.accept()
                 conn.setblocking(False)
+                served += 1  # counted first: a stop signal may come once the client is in
                 print("accept", show(address))
-                served += 1
                 inputs.append(conn)
                 queues[conn] = bytearray()
                 peers[conn] = show(address)

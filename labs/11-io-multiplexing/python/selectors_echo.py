@@ -64,8 +64,8 @@ def accept_clients():
             conn, address = listener.accept()
         except BlockingIOError:
             return
+        served += 1  # counted first: a stop signal may come once the client is in
         print("accept", show(address))
-        served += 1
         conn.setblocking(False)
         sel.register(conn, selectors.EVENT_READ, Client(conn, show(address)))
         if not drain:

@@ -56,8 +56,8 @@ try:
         r, w, e = select.select([s1, s2], [], [])
         for s in r:
             request, client_address = s.accept()
+            served += 1  # counted first: a stop signal may come once the client is in
             print(f"get request on {show(s.getsockname())} from {show(client_address)}")
-            served += 1
             threads = [(t, c) for t, c in threads if t.is_alive() or t.join()]
             t = threading.Thread(target=process, args=(request, client_address))
             t.start()
