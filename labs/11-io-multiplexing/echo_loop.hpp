@@ -81,7 +81,6 @@ inline void serve_echo(conclab::Selector<Client*>& selector, conclab::Socket& li
 
   auto close_client = [&](Client& c, std::string_view why) {
     if (!why.empty()) fmt::print(stderr, "connection from {} ended: {}\n", c.peer, why);
-    fmt::print("closed {}\n", c.peer);
     const int fd = c.conn.fileno();
     selector.unregister(fd);  // before the descriptor is closed
     clients.erase(fd);

@@ -129,8 +129,6 @@ def echo(server_name):
         check(got == b"half a line\n", f"{server.name}: the idle client got {got!r} back")
         idle.close()
         served = 1 + 4 + 1 + len(ECHO_CLIENTS)
-        check(settle(lambda: norm(server.output()).count("closed 127.0.0.1:#") == served),
-              f"{server.name}: {server.output()}")
         server.stop()
     nbytes = len(b"half a line\n") + sum(len(f"client {i} round {r} 中文\n".encode()) for i in range(4)
                                            for r in range(20)) + len(MIB) + 12 * len(ECHO_CLIENTS)

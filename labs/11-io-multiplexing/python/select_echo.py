@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""The seed 003 select() echo server, second version, in Python 3 (lab 11).
+"""The seed 003 select() server, made an echo server with read and write lists, in Python 3 (lab 11).
 
-select.select() over the listener and every client (read list) and the
-clients with something to send (write list); each client has its outgoing
-queue (queue.Queue in the usual version, a bytearray here). No client blocks
-another: an idle one is just not ready. Changes from the seed: --host/--port
-(the seed's 127.0.0.1:8002), the listening line, `accept PEER` / `closed PEER`
-lines instead of printing the data, the summary line on SIGINT/SIGTERM (exit
-0); a client that closes gets its queued bytes first (the seed closes at once
-and drops them); a client that does not read stops being read once 256 KiB
-wait for it (the seed's queue grows without bound); a reset client is closed
-with a line on stderr instead of a traceback that ends the server.
+The seed's server selects over the listener and every client (read list),
+prints `accept` and `received data: ...`, and answers nothing; its second
+version, as the issue asks, echoes: clients with something to send go in the
+write list, and each has its outgoing queue (a bytearray here). No client
+blocks another: an idle one is just not ready. Changes: --host/--port (the
+seed's 127.0.0.1:8002), the listening line, `accept PEER` and no
+`received data:` line (a 1 MiB message would print 1 MiB), the summary line
+on SIGINT/SIGTERM (exit 0); a client that closes its side still gets its
+queued bytes, then is closed; a client that does not read stops being read
+once 256 KiB wait for it (a plain queue would grow without bound); a reset
+client is closed with a line on stderr instead of a traceback that ends the
+server.
 """
 import pathlib
 import select
@@ -36,7 +38,6 @@ served = echoed = 0
 def close(conn, why=None):
     if why:
         print(f"connection from {peers[conn]} ended: {why}", file=sys.stderr)
-    print("closed", peers[conn])
     for lst in (inputs, outputs):
         if conn in lst:
             lst.remove(conn)

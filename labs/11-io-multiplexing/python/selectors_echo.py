@@ -52,7 +52,6 @@ class Client:
 def close(c, why=None):
     if why:
         print(f"connection from {c.peer} ended: {why}", file=sys.stderr)
-    print("closed", c.peer)
     sel.unregister(c.conn)
     c.conn.close()
 
