@@ -78,6 +78,7 @@ inline void serve_echo(conclab::Selector<Client*>& selector, conclab::Socket& li
   selector.register_fd(listener.fileno(), conclab::EVENT_READ, nullptr);  // no Client: the listener
   std::unordered_map<int, Client> clients;
   bool told_out_of_fds = false;
+  bool told_too_high = false;
 
   auto close_client = [&](Client& c, std::string_view why) {
     if (!why.empty()) fmt::print(stderr, "connection from {} ended: {}\n", c.peer, why);
@@ -106,7 +107,13 @@ inline void serve_echo(conclab::Selector<Client*>& selector, conclab::Socket& li
       conn.setblocking(false);
       const int fd = conn.fileno();
       Client& c = clients.emplace(fd, Client{std::move(conn), peer, {}, false}).first->second;
-      selector.register_fd(fd, conclab::EVENT_READ, &c);
+      try {
+        selector.register_fd(fd, conclab::EVENT_READ, &c);
+      } catch (const conclab::SelectorError& e) {  // select(): a descriptor >= FD_SETSIZE; this client only
+        if (!told_too_high) fmt::print(stderr, "{}; dropping such connections\n", e.what());
+        told_too_high = true;
+        clients.erase(fd);
+      }
     } while (drain);
   };
 

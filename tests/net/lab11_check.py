@@ -10,6 +10,8 @@ originals, against each other, against many clients at once and faulty ones.
                          when more comes; without it, all 2000
     faults SERVER        stop mid-message, reset, connect and reset, flood without reading, flood: the server
                          survives, serves on, and its descriptors come back to what they were
+    fd-setsize SERVER    1030 clients at once on a select server: past FD_SETSIZE they are dropped (said once),
+                         the others served, the server lives on
     signals SERVER       SIGINT and SIGTERM, with and without a client: exit 0 and the summary line
     stdin LANG           select on a pipe: lines echoed as they come (two at once: both), a line per timeout,
                          the end of input ends it with the summary line
@@ -235,6 +237,36 @@ def signals(server_name):
                   f"{server.output()[-1:]}, expected {want}")
 
 
+def fd_setsize(server_name):
+    """1030 clients at once on the select server: those past FD_SETSIZE are dropped, said once, the server lives."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2200:
+        print(f"skipped: descriptor limit {hard}, 2200 needed")
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2200), hard))  # ours, and the server's (inherited)
+    with Server(echo_cmd(server_name) + ["--port", "0"]) as server:
+        before = server.fds()
+        early = connect(server.port)
+        many = [connect(server.port) for _ in range(1030)]
+        check(settle(lambda: sum(line.startswith("accept ") for line in server.output()) == 1031),
+              f"{server.name}: not all 1031 clients accepted")
+        early.sendall(b"while 1030 more are connected\n")
+        got = early.recv(100)
+        check(got == b"while 1030 more are connected\n", f"{server.name}: a client beside 1030 others got {got!r}")
+        early.close()
+        for s in many:
+            s.close()
+        check(settle(lambda: server.fds() == before), f"{server.name}: {len(server.fds())} descriptors after the "
+              f"1030 clients left, {len(before)} before")
+        exchange(server.port, b"after\n", f"{server.name}: a client after the 1030")
+        check(server.alive(), f"{server.name} died: {server.errors()}")
+        server.stop()
+    want = "select: descriptor 1024 is not below FD_SETSIZE (1024); select() cannot watch it, use poll or epoll; " \
+           "dropping such connections"
+    check(server.errors() == [want], f"{server.name}: stderr {server.errors()}, expected [{want!r}]")
+
+
 # ---------------------------------------------------------------- select on stdin
 
 def stdin(lang):
@@ -406,6 +438,6 @@ if __name__ == "__main__":
     if command.startswith("http-") and command[5:] in ("curl", "protocol", "faults"):
         http(command[5:], *rest)
     else:
-        {"echo": echo, "no-drain": no_drain, "faults": faults, "signals": signals, "stdin": stdin,
+        {"echo": echo, "no-drain": no_drain, "fd-setsize": fd_setsize, "faults": faults, "signals": signals, "stdin": stdin,
          "two-listeners": two_listeners, "http-same-bytes": http_same_bytes, "http-many": http_many}[command](*rest)
     sys.exit(netlib.finish())

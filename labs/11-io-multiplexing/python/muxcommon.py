@@ -9,6 +9,18 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "pycommon")
 from labargs import bounded_int, net_parser, stop_on_signals  # noqa: E402,F401
 
 MAX_QUEUED = 256 << 10  # a client that does not read: stop reading it
+FD_SETSIZE = 1024  # select() cannot watch a descriptor at or above it (Python raises ValueError, for every socket)
+
+
+def too_high_for_select(conn, told=[]):
+    """Whether select() cannot watch `conn`; says so once on stderr, as conclab's Selector does."""
+    if conn.fileno() < FD_SETSIZE:
+        return False
+    if not told:
+        print(f"select: descriptor {conn.fileno()} is not below FD_SETSIZE ({FD_SETSIZE}); select() cannot watch "
+              "it, use poll or epoll; dropping such connections", file=sys.stderr)
+        told.append(True)
+    return True
 
 
 def show(sa):

@@ -12,7 +12,8 @@ on SIGINT/SIGTERM (exit 0); a client that closes its side still gets its
 queued bytes, then is closed; a client that does not read stops being read
 once 256 KiB wait for it (a plain queue would grow without bound); a reset
 client is closed with a line on stderr instead of a traceback that ends the
-server.
+server, and so is a client whose descriptor select() cannot take (1024 and
+above: select.select() raises ValueError, and the seed's server would die).
 """
 import pathlib
 import select
@@ -20,7 +21,7 @@ import socket
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from muxcommon import MAX_QUEUED, create_server, echo_parser, show, stop_on_signals  # noqa: E402
+from muxcommon import MAX_QUEUED, create_server, echo_parser, show, stop_on_signals, too_high_for_select  # noqa: E402
 
 args = echo_parser("Lab 11: the seed 003 echo server over many clients, on select().").parse_args()
 stop_on_signals()
@@ -53,9 +54,12 @@ try:
         for r in readable_list:
             if r is sk1:  # a client connects
                 conn, address = r.accept()
-                conn.setblocking(False)
                 served += 1  # counted first: a stop signal may come once the client is in
                 print("accept", show(address))
+                if too_high_for_select(conn):  # select.select() would raise ValueError for every socket
+                    conn.close()
+                    continue
+                conn.setblocking(False)
                 inputs.append(conn)
                 queues[conn] = bytearray()
                 peers[conn] = show(address)

@@ -18,7 +18,7 @@ import selectors
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from muxcommon import MAX_QUEUED, create_server, echo_parser, show, stop_on_signals  # noqa: E402
+from muxcommon import MAX_QUEUED, create_server, echo_parser, show, stop_on_signals, too_high_for_select  # noqa: E402
 
 
 class EdgeSelector(selectors.EpollSelector):
@@ -65,6 +65,9 @@ def accept_clients():
             return
         served += 1  # counted first: a stop signal may come once the client is in
         print("accept", show(address))
+        if args.selector == "select" and too_high_for_select(conn):
+            conn.close()
+            continue
         conn.setblocking(False)
         sel.register(conn, selectors.EVENT_READ, Client(conn, show(address)))
         if not drain:
