@@ -372,6 +372,9 @@ def two_listeners(lang):
     out = norm(server.output())
     check(out.count("get request on 127.0.0.1:# from 127.0.0.1:#") == served, f"{server.name}: {out}")
     check(re.fullmatch(rf"model=select\+threads served={served} bytes=\d+", out[-1]), f"last line {out[-1]!r}")
+    errors = server.errors()  # the one client that reset
+    check(len(errors) == 1 and re.fullmatch(r"connection from 127\.0\.0\.1:\d+ ended: Connection reset by peer", errors[0]),
+          f"{server.name}: stderr {errors}, expected the one reset")
 
 
 # ---------------------------------------------------------------- HTTP on epoll

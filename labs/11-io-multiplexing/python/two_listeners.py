@@ -60,8 +60,8 @@ try:
             print(f"get request on {show(s.getsockname())} from {show(client_address)}")
             threads = [(t, c) for t, c in threads if t.is_alive() or t.join()]
             t = threading.Thread(target=process, args=(request, client_address))
+            threads.append((t, request))  # listed before it starts: a stop signal may come in between
             t.start()
-            threads.append((t, request))
 except KeyboardInterrupt:
     pass
 stopping.set()
@@ -71,5 +71,6 @@ for t, conn in threads:  # wake the threads blocked in recv (Python cannot inter
     except OSError:
         pass
 for t, conn in threads:
-    t.join()
+    if t.ident is not None:  # started
+        t.join()
 print(f"model=select+threads served={served} bytes={echoed}")
