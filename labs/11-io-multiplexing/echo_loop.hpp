@@ -19,10 +19,10 @@
 #include <fmt/core.h>
 
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -95,9 +95,8 @@ inline void serve_echo(conclab::Selector<Client*>& selector, conclab::Socket& li
         if (!told_out_of_fds) fmt::print(stderr, "accept: {}; pausing accepts\n", std::strerror(out_of));
         told_out_of_fds = true;
         selector.unregister(listener.fileno());
-        selector.call_later(std::chrono::milliseconds(100), [&] {
-          selector.register_fd(listener.fileno(), conclab::EVENT_READ, nullptr);
-        });
+        selector.call_later(std::chrono::milliseconds(100),
+                            [&] { selector.register_fd(listener.fileno(), conclab::EVENT_READ, nullptr); });
         return;
       }
       if (!accepted) return;  // nobody else waiting

@@ -20,7 +20,7 @@
 #include "conclab/selectors.hpp"
 #include "conclab/signals.hpp"
 #include "conclab/socket.hpp"
-#include "echo_loop.hpp"  // mux::recv_some, mux::send_some
+#include "echo_loop.hpp"   // mux::recv_some, mux::send_some
 #include "http_hello.hpp"  // lab 08: Options, read_head, response
 
 namespace {
@@ -30,16 +30,16 @@ constexpr std::size_t kMaxOutgoing = 256 << 10;  // a pipelining client that doe
 struct Conn {
   conclab::Socket sock;
   conclab::Address peer;
-  std::string incoming;           // received, not yet parsed
-  std::string outgoing;           // answers not yet sent
-  http_hello::Request req;        // the request whose body is being read
-  int status = 200;               //   and its answer
-  std::size_t body_left = 0;      //   bytes of its body still to read and throw away
-  int answered = 0;               // answers on this connection
-  bool closing = false;           // the last answer is queued: FIN once it is sent
-  bool lingering = false;         // FIN sent: read and discard until the client closes (lab 08's linger_close)
+  std::string incoming;       // received, not yet parsed
+  std::string outgoing;       // answers not yet sent
+  http_hello::Request req;    // the request whose body is being read
+  int status = 200;           //   and its answer
+  std::size_t body_left = 0;  //   bytes of its body still to read and throw away
+  int answered = 0;           // answers on this connection
+  bool closing = false;       // the last answer is queued: FIN once it is sent
+  bool lingering = false;     // FIN sent: read and discard until the client closes (lab 08's linger_close)
   std::size_t lingered = 0;
-  std::uint64_t timer = 0;        // closes the connection when it stays silent
+  std::uint64_t timer = 0;  // closes the connection when it stays silent
 };
 
 // Where the head of the first request in `in` ends (after its empty line;
@@ -51,8 +51,10 @@ std::size_t head_end(std::string_view in) {
     if (nl == std::string_view::npos) return nl;
     const bool empty = nl == pos || (nl == pos + 1 && in[pos] == '\r');
     pos = nl + 1;
-    if (!empty) started = true;
-    else if (started) return pos;
+    if (!empty)
+      started = true;
+    else if (started)
+      return pos;
   }
 }
 
@@ -107,8 +109,8 @@ int main(int argc, char** argv) {
     auto answer = [&](Conn& c) {
       const bool keep = c.req.keep_alive && ++c.answered < options.max_requests;
       ++requests;
-      c.outgoing += http_hello::response(c.status, c.req.method == "HEAD",
-                                         keep ? (c.req.http10 ? "keep-alive" : "") : "close");
+      c.outgoing +=
+          http_hello::response(c.status, c.req.method == "HEAD", keep ? (c.req.http10 ? "keep-alive" : "") : "close");
       c.closing = !keep;
     };
     // Answers every complete request in c.incoming.
@@ -165,7 +167,8 @@ int main(int argc, char** argv) {
         rearm_idle(c, http_hello::kLingerTime);
       }
       const bool read = c.lingering || (!c.closing && c.outgoing.size() < kMaxOutgoing);
-      selector.modify(c.sock.fileno(), (read ? conclab::EVENT_READ : 0u) | (c.outgoing.empty() ? 0u : conclab::EVENT_WRITE));
+      selector.modify(c.sock.fileno(),
+                      (read ? conclab::EVENT_READ : 0u) | (c.outgoing.empty() ? 0u : conclab::EVENT_WRITE));
     };
 
     try {

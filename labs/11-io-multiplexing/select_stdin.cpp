@@ -21,7 +21,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"Lab 11: select() on stdin with a timeout: echoes each line, a line per timeout."};
   double timeout_s = 1;
-  app.add_option("--timeout", timeout_s, "seconds select() waits for input")->check(CLI::Range(0.001, 3600.0))
+  app.add_option("--timeout", timeout_s, "seconds select() waits for input")
+      ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
 
   return conclab::run_main(app, argc, argv, [&] {
