@@ -2,11 +2,16 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <functional>
+#include <iterator>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -60,10 +65,22 @@ inline double cpu_seconds() {
 // conclab-bench exits 1 when there is any.
 inline std::atomic<int> failed_rows{0};
 
+// What a row throws when what it measures cannot be done at all (select()
+// and a descriptor >= FD_SETSIZE): not a failure of the run. The row is
+// written as a failed one whose error_message starts with "impossible: "
+// (Google Benchmark 1.7 has no other way to skip a row), scripts/report shows
+// it as such, and it does not count in failed_rows.
+class Impossible : public std::runtime_error {
+ public:
+  explicit Impossible(const std::string& why) : std::runtime_error("impossible: " + why) {}
+};
+
 template <class Body>
 void guarded(benchmark::State& state, Body&& body) noexcept {
   try {
     body();
+  } catch (const Impossible& e) {
+    state.SkipWithError(e.what());
   } catch (...) {
     state.SkipWithError(describe(std::current_exception()).c_str());
     ++failed_rows;
@@ -84,6 +101,54 @@ class SpinWindowFor {
  private:
   std::chrono::microseconds before_;
 };
+
+// Pins the calling thread, and the threads it starts meanwhile, to one CPU
+// (the first it may use) for as long as it lives. Left free, the scheduler
+// puts the timing thread and its peer on the same CPU in one run and on two in
+// the next, and on a virtual machine a round trip between two CPUs costs
+// several times more (a CPU woken from idle for every message): the rows
+// would measure where the threads landed. On one CPU the two take turns.
+class OneCpu {
+ public:
+  OneCpu() {
+    check(::sched_getaffinity(0, sizeof before_, &before_), "sched_getaffinity");
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &before_)) ++cpu;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    check(::sched_setaffinity(0, sizeof one, &one), "sched_setaffinity");
+  }
+  ~OneCpu() { ::sched_setaffinity(0, sizeof before_, &before_); }
+  OneCpu(const OneCpu&) = delete;
+  OneCpu& operator=(const OneCpu&) = delete;
+
+ private:
+  cpu_set_t before_{};
+};
+
+inline int open_descriptors() {
+  return static_cast<int>(
+      std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator()));
+}
+
+// Registers `fn` as row `name`: on one CPU (OneCpu), guarded (an exception
+// ends this row alone), and failed if it leaves a descriptor open (the rows
+// share one process). The caller picks the timer (UseRealTime or UseManualTime).
+inline benchmark::internal::Benchmark* add_row(const std::string& name, std::function<void(benchmark::State&)> fn,
+                                               benchmark::TimeUnit unit) {
+  auto row = [fn = std::move(fn)](benchmark::State& state) {
+    guarded(state, [&] {
+      OneCpu pinned;
+      const int before = open_descriptors();
+      fn(state);
+      if (const int after = open_descriptors(); after != before)
+        throw std::runtime_error(std::to_string(after) + " descriptors open after the row, " + std::to_string(before) +
+                                 " before");
+    });
+  };
+  return benchmark::RegisterBenchmark(name.c_str(), std::move(row))->Unit(unit);
+}
 
 // Registration of each benchmark family; called once from main().
 void register_workers(const Options& options);

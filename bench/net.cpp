@@ -1,7 +1,7 @@
 // net/... — loopback networking with conclab's socket.hpp, each row beside its
 // CPython peer in bench/python/bench_net.py. The other end (an echo, a
 // listener, a reader) is a conclab::Thread of this process; both run on one
-// CPU (OneCpu below says why).
+// CPU (OneCpu in bench.hpp says why).
 //
 //   net/tcp-rtt      one byte there and back on an open TCP connection (TCP_NODELAY)
 //   net/tcp-connect  connect, a 4-byte request, a 4-byte response, close
@@ -14,7 +14,6 @@
 #include <fmt/core.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
 
 #include <array>
 #include <charconv>
@@ -24,9 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <functional>
-#include <iterator>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -67,36 +64,6 @@ std::vector<std::byte> buffer(std::size_t n, bool pattern) {
   if (pattern)
     for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::byte>(((i ^ (i >> 8) ^ (i >> 16)) * 131) & 0xff);
   return b;
-}
-
-// Pins the calling thread, and the threads it starts meanwhile, to one CPU
-// (the first it may use) for as long as it lives. Left free, the scheduler
-// puts the timing thread and its peer on the same CPU in one run and on two in
-// the next, and on a virtual machine a round trip between two CPUs costs
-// several times more (a CPU woken from idle for every message): the rows
-// would measure where the threads landed. On one CPU the two take turns.
-class OneCpu {
- public:
-  OneCpu() {
-    check(::sched_getaffinity(0, sizeof before_, &before_), "sched_getaffinity");
-    int cpu = 0;
-    while (!CPU_ISSET(cpu, &before_)) ++cpu;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    check(::sched_setaffinity(0, sizeof one, &one), "sched_setaffinity");
-  }
-  ~OneCpu() { ::sched_setaffinity(0, sizeof before_, &before_); }
-  OneCpu(const OneCpu&) = delete;
-  OneCpu& operator=(const OneCpu&) = delete;
-
- private:
-  cpu_set_t before_{};
-};
-
-int open_descriptors() {
-  return static_cast<int>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
-                                        std::filesystem::directory_iterator()));
 }
 
 // The thread at the other end, started at once. run(loop) runs the timing
@@ -270,18 +237,8 @@ void copy_memory(benchmark::State& state) {
   report_bytes(state, bytes);
 }
 
-// Registers `fn` as row `name`: on one CPU, guarded (an exception ends this
-// row alone), and failed if it leaves a descriptor open (the rows share one process).
 void add(const char* name, void (*fn)(benchmark::State&), benchmark::TimeUnit unit) {
-  benchmark::RegisterBenchmark(name, [fn](benchmark::State& state) {
-    guarded(state, [&] {
-      OneCpu pinned;
-      const int before = open_descriptors();
-      fn(state);
-      if (const int after = open_descriptors(); after != before)
-        throw std::runtime_error(fmt::format("{} descriptors open after the row, {} before", after, before));
-    });
-  })->UseRealTime()->Unit(unit);
+  add_row(name, fn, unit)->UseRealTime();
 }
 
 [[maybe_unused]] const bool registered = [] {

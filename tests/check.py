@@ -7,8 +7,10 @@
     check.py bad-args [--worker-flags] [--no-common] [--extra ARGS]... [--says "ARGS => TEXT"]... -- CMD...
         require `CMD --help` to exit 0 and every bad command line to exit 2
         with exactly one short line on stderr (containing TEXT for --says)
-    check.py bench-json FILE NAME...
-        require FILE to be Google Benchmark JSON holding every NAME
+    check.py bench-json [--impossible NAME]... FILE NAME...
+        require FILE to be Google Benchmark JSON holding every NAME, measured,
+        and every --impossible NAME, written as impossible ("impossible: ..."
+        error_message: select() past FD_SETSIZE); no other row may fail
     check.py report-of SCRIPT DIR
         run scripts/report on DIR/cpp.json and DIR/python.json (a smoke run)
     check.py report SCRIPT FIXTURE_DIR WORK_DIR
@@ -180,12 +182,15 @@ def cmd_bench_json(args):
         fail(f"{args.file}: {e}")
         return
     names = {b["name"] for b in doc.get("benchmarks", [])}
-    for name in args.names:
+    for name in args.names + args.impossible:
         if name not in names:
             fail(f"{args.file}: no row named {name} (have: {sorted(names)})")
     for b in doc.get("benchmarks", []):
-        if b.get("real_time", 0) <= 0:
-            fail(f"{b.get('name')}: real_time {b.get('real_time')}")
+        impossible = str(b.get("error_message", "")).startswith("impossible: ")
+        if b.get("name") in args.impossible and not impossible:
+            fail(f"{b.get('name')}: expected impossible, got {b}")
+        elif not impossible and b.get("real_time", 0) <= 0:
+            fail(f"{b.get('name')}: real_time {b.get('real_time')} {b.get('error_message', '')}")
 
 
 def cmd_report(args):
@@ -225,17 +230,32 @@ def cmd_report(args):
         "first poll for up to 50 µs (the spin window",
         "**Reading CPU (`cpu_s`) with the spin in mind.**",
         "so these rows have no Python peer",
+        # selectors: C++ beside Python, select past FD_SETSIZE impossible (not failed), the growth
+        # from the fewest descriptors to the most, the plot; the shutdown row under its merged name
+        "| select | 10 | 2.0 µs | 10.0 µs | 0.200 |",
+        "| select | 10,000 | impossible | impossible | – |",
+        "| epoll | 10,000 | 1.0 µs | 5.0 µs | 0.200 |",
+        "- **select**: C++ 2.0 µs at 10 → 70.0 µs at 1,000 (**×35.0**); "
+        "CPython 10.0 µs at 10 → 100.0 µs at 1,000 (**×10.0**)",
+        "- **epoll**: C++ 1.0 µs at 10 → 1.0 µs at 10,000 (**×1.0**)",
+        "![one wait against registered descriptors, per back end](plots/selectors.png)",
+        "the mean of 16 shutdowns",
+        "| `socketserver/shutdown` | 50.0 µs | 250.0 ms | 0.0002 |",
+        "CPython's `shutdown()` took **5,000 times** as long as conclab's.",
     ]
     for text in expected:
         if text not in report:
             fail(f"REPORT.md lacks: {text}")
-    png = work / "plots" / "workers-sleep100.png"
-    if not png.exists() or not png.read_bytes().startswith(b"\x89PNG"):
-        fail(f"{png}: no PNG plot")
+    if "impossible: " in report or "| `selectors/" in report:
+        fail("REPORT.md lists an impossible row (select past FD_SETSIZE) as a failed one")
+    for png in (work / "plots" / "workers-sleep100.png", work / "plots" / "selectors.png"):
+        if not png.exists() or not png.read_bytes().startswith(b"\x89PNG"):
+            fail(f"{png}: no PNG plot")
     doc = json.loads(merged.read_text())
     names = {b["name"] for b in doc["benchmarks"]}
     for name in ("workers/threaded/tasks:1000/sleep_ms:100", "python/workers/threaded/tasks:1000/sleep_ms:100",
-                 "workers/forked/tasks:1000/sleep_ms:100", "python/micro/fork-wait"):
+                 "workers/forked/tasks:1000/sleep_ms:100", "python/micro/fork-wait", "socketserver/shutdown",
+                 "selectors/select/fds:10000"):
         if name not in names:
             fail(f"latest.json lacks {name}")
     for row in doc["benchmarks"]:
@@ -458,6 +478,7 @@ def main():
     p.add_argument("--row", action="append", default=[])
     p.add_argument("cmd", nargs="+")
     p = sub.add_parser("bench-json")
+    p.add_argument("--impossible", action="append", default=[], metavar="NAME")
     p.add_argument("file")
     p.add_argument("names", nargs="+")
     p = sub.add_parser("report-of")

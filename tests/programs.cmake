@@ -140,7 +140,9 @@ if(CONCLAB_BUILD_BENCH)
   # rows register themselves, so the smoke run above has them; a failed row
   # (a descriptor left open is one) has no real_time and fails the rows check.
   set(net_bytes 65536)
-  set_tests_properties(bench.cpp.smoke PROPERTIES ENVIRONMENT CONCLAB_BENCH_NET_BYTES=${net_bytes})
+  # (2 shutdowns for socketserver/shutdown instead of 16: see selectors/ below)
+  set_tests_properties(bench.cpp.smoke PROPERTIES ENVIRONMENT
+                       "CONCLAB_BENCH_NET_BYTES=${net_bytes};CONCLAB_BENCH_SHUTDOWN_ITERATIONS=2")
   set(bench_net ${PROJECT_SOURCE_DIR}/bench/python/bench_net.py)
   add_test(NAME bench.python.net-smoke COMMAND ${Python3_EXECUTABLE} ${bench_net} --net-bytes ${net_bytes}
            --min-time 0.01 --out ${smoke}/python-net.json)
@@ -183,6 +185,49 @@ if(CONCLAB_BUILD_BENCH)
     set_tests_properties(bench.cpp.net-fails-alone PROPERTIES  # as micro-fails-alone above
                          ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=string_append::detect_leaks=0")
   endif()
+  # --- selectors/ and socketserver/ (bench/mux.cpp) and their CPython peer
+  # (bench/python/bench_mux.py), 2 shutdowns instead of 16 (each waits up to
+  # 0.5 s first). select() past FD_SETSIZE is written as impossible, which is
+  # no failure (the programs exit 0); any other row must be measured.
+  set(bench_mux ${PROJECT_SOURCE_DIR}/bench/python/bench_mux.py)
+  add_test(NAME bench.python.mux-smoke COMMAND ${Python3_EXECUTABLE} ${bench_mux} --min-time 0.01
+           --shutdown-iterations 2 --out ${smoke}/python-mux.json)
+  set_tests_properties(bench.python.mux-smoke PROPERTIES FIXTURES_SETUP bench_python_mux TIMEOUT 120)
+  set(cpp_mux_rows socketserver/shutdown/iterations:2/manual_time)
+  set(py_mux_rows python/socketserver/shutdown)
+  foreach(backend select poll epoll epoll-edge)
+    foreach(n 10 100 1000 10000)
+      if(NOT (backend STREQUAL select AND n EQUAL 10000))
+        list(APPEND cpp_mux_rows selectors/${backend}/fds:${n}/real_time)
+        list(APPEND py_mux_rows python/selectors/${backend}/fds:${n})
+      endif()
+    endforeach()
+  endforeach()
+  conclab_check(bench.cpp.mux-rows bench-json --impossible selectors/select/fds:10000/real_time ${smoke}/cpp.json
+                ${cpp_mux_rows})
+  conclab_check(bench.python.mux-rows bench-json --impossible python/selectors/select/fds:10000
+                ${smoke}/python-mux.json ${py_mux_rows})
+  set_tests_properties(bench.cpp.mux-rows PROPERTIES FIXTURES_REQUIRED bench_cpp)
+  set_tests_properties(bench.python.mux-rows PROPERTIES FIXTURES_REQUIRED bench_python_mux)
+  # The report of the smoke run has the section (printed from its heading to
+  # the next) with all 16 selectors rows, select's N = 10,000 impossible and
+  # no other cell empty, the growth lines, the plot, and the shutdown row.
+  set(show_mux [=["$0" "$1" "$2" --out "$3" >/dev/null && awk '/^## /{p=/^## Multiplexing/} p' "$3" &&
+                 test -s "$(dirname "$3")/plots/selectors.png" && echo mux=shown]=])
+  conclab_check(bench.report-mux-of-smoke-run run --expect mux=shown --count "## Multiplexing and socketserver=1"
+                --count "| select | 10,000 | impossible | impossible | – |=1" --count "| – |=1"
+                --count "| epoll-edge | =4" --count "(**×=8" --count "plots/selectors.png=1"
+                --count "| `socketserver/shutdown` | =1" --count "times** as long as conclab's=1" --count "failed=0"
+                -- sh -c ${show_mux} ${PROJECT_SOURCE_DIR}/scripts/report ${smoke}/cpp.json ${smoke}/python-mux.json
+                ${smoke}/mux-report/REPORT.md)
+  set_tests_properties(bench.report-mux-of-smoke-run PROPERTIES FIXTURES_REQUIRED "bench_cpp;bench_python_mux")
+  # A bad shutdown count fails that row alone, saying why; the Python flag is checked.
+  add_test(NAME bench.cpp.shutdown-iterations-bad COMMAND ${CMAKE_COMMAND} -E env CONCLAB_BENCH_SHUTDOWN_ITERATIONS=0
+           ${BIN}/conclab-bench --benchmark_filter=^socketserver/)
+  set_tests_properties(bench.cpp.shutdown-iterations-bad PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION
+                       "ERROR OCCURRED: 'CONCLAB_BENCH_SHUTDOWN_ITERATIONS='0' is not a number from 1 to 1000'")
+  conclab_check(bench.python.mux-bad-args bad-args --says "--shutdown-iterations 0 => '0' is not a number from 1"
+                --extra "--filter (" -- ${bench_mux})
   conclab_check(bench.python.net-bad-args bad-args --says "--net-bytes 0 => '0' is not a number of bytes"
                 --says "--net-bytes 1x => '1x' is not a number of bytes" --extra "--filter (" -- ${bench_net})
   # conclab-bench takes the size from the environment: a bad one fails the rows that use it, saying why.

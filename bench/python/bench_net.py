@@ -11,7 +11,7 @@ python/net/tcp-stream   sendall of --net-bytes (64 MiB), the peer reading it int
 python/net/memcpy       one copy of the same bytes into a bytearray (a memcpy): the ceiling
 
 The other end is a threading.Thread of this process, as in conclab-bench, and
-both run on one CPU (bench/net.cpp's OneCpu says why).
+both run on one CPU (OneCpu in bench/bench.hpp says why).
 The timing loop is bench_workers.py's measure(); the JSON is Google Benchmark's
 schema, as bench_workers.py writes it (a failed row: "error_occurred" and its
 "error_message"; the other rows still run, and the exit status is 1).
@@ -222,6 +222,16 @@ def open_descriptors():
 
 
 @contextlib.contextmanager
+def no_descriptor_left():
+    """Fails the row, once its block has ended, if it left a descriptor open (the rows share one process)."""
+    before = open_descriptors()
+    yield
+    after = open_descriptors()
+    if after != before:
+        raise RuntimeError(f"{after} descriptors open after the row, {before} before")
+
+
+@contextlib.contextmanager
 def one_cpu():
     """Pins this thread, and the threads it starts meanwhile, to one CPU (the first it may use):
     the same as conclab-bench's OneCpu, and why."""
@@ -236,15 +246,11 @@ def one_cpu():
 def measure_row(prepare, nbytes, min_time):
     """(iterations, wall_s, cpu_s) of one row, on one CPU; every socket and thread of it is
     gone on return, and a descriptor left open fails it."""
-    before = open_descriptors()
-    with one_cpu(), contextlib.ExitStack() as stack:
+    with no_descriptor_left(), one_cpu(), contextlib.ExitStack() as stack:
         run, peer, *check = prepare(stack, nbytes)
         result = measure(run, min_time, peer.stop if peer else None)
         for c in check:
             c()
-    after = open_descriptors()
-    if after != before:
-        raise RuntimeError(f"{after} descriptors open after the row, {before} before")
     return result
 
 
