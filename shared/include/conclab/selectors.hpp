@@ -128,9 +128,11 @@ class Selector {
  public:
   using Key = SelectorKey<Data>;
   using Clock = std::chrono::steady_clock;
-  // One ready descriptor: its key and what it is ready for.
+  // One ready descriptor: a copy of its key (as Python's selectors returns,
+  // so that unregistering one descriptor while handling another never
+  // leaves a dangling entry) and what it is ready for.
   struct Ready {
-    Key& key;
+    Key key;
     unsigned events;
   };
 
@@ -174,7 +176,9 @@ class Selector {
   // Waits until a registered descriptor is ready, `timeout` passes (zero:
   // just look) or a timer is due, runs the due timers, and returns the
   // ready descriptors (empty after a timeout). Throws Interrupted on a stop
-  // signal. A callback run here may register, modify or unregister.
+  // signal. A callback run here may register, modify or unregister. A
+  // descriptor unregistered while an earlier one of the list is handled is
+  // still in the list: look with contains(fd) first if that can happen.
   std::vector<Ready> select(std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
     std::optional<int> timeout_ms;
     if (timeout) timeout_ms = static_cast<int>(std::clamp<long long>(
