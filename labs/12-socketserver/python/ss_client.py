@@ -77,7 +77,7 @@ def main():
             sent += 1
             answer = ask(args, data)
         except TimeoutError:
-            sys.exit("error: recv: timed out")
+            sys.exit(f"error: {'recvfrom' if args.udp else 'recv'}: timed out")
         except OSError as e:
             sys.exit(f"error: {e.strerror or e}")
         received += 1
