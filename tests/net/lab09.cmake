@@ -2,7 +2,7 @@
 # Python clients against C++ and Python servers byte for byte, one caller at a
 # time or all at once, faults, and the clients' own edge cases.
 set(lab09_check ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/net/lab09_check.py --bin-dir ${CMAKE_RUNTIME_OUTPUT_DIRECTORY})
-foreach(server iterative threaded python python-threaded)
+foreach(server iterative threaded socketserver python python-threaded python-socketserver)
   foreach(test interop bytes faults)
     add_test(NAME lab09.${test}.${server} COMMAND ${lab09_check} ${test} ${server})
   endforeach()
@@ -10,7 +10,7 @@ endforeach()
 foreach(server iterative python)
   add_test(NAME lab09.waits.${server} COMMAND ${lab09_check} waits ${server})
 endforeach()
-foreach(server threaded python-threaded)
+foreach(server threaded socketserver python-threaded python-socketserver)
   add_test(NAME lab09.concurrent.${server} COMMAND ${lab09_check} concurrent ${server})
 endforeach()
 foreach(client cpp python)
@@ -19,13 +19,13 @@ endforeach()
 
 set(lab09_args ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/check.py bad-args --extra "--port 65536" --extra "--port x")
 set(lab09_py ${PROJECT_SOURCE_DIR}/labs/09-menu-bot/python)
-foreach(program menu-bot-iterative menu-bot-threaded)
+foreach(program menu-bot-iterative menu-bot-threaded menu-bot-socketserver)
   add_test(NAME lab09.bad-args.${program} COMMAND ${lab09_args} --extra "--idle-timeout 0"
            -- ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/${program})
 endforeach()
 add_test(NAME lab09.bad-args.menu-bot-client COMMAND ${lab09_args} --extra "--timeout 0"
          -- ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/menu-bot-client)
-foreach(script menu_bot_server menu_bot_threaded)
+foreach(script menu_bot_server menu_bot_threaded menu_bot_socketserver)
   add_test(NAME lab09.bad-args.${script}.py COMMAND ${lab09_args} --extra "--idle-timeout 0"
            -- ${Python3_EXECUTABLE} ${lab09_py}/${script}.py)
 endforeach()

@@ -5,12 +5,13 @@
     lab09_check.py --bin-dir DIR bytes SERVER     the exact UTF-8 bytes on the wire, with a raw client
     lab09_check.py --bin-dir DIR waits SERVER     one caller at a time: a second caller gets no greeting until
                                                   the first says exit (SERVER iterative or python)
-    lab09_check.py --bin-dir DIR concurrent SERVER  two callers served at once (threaded or python-threaded)
+    lab09_check.py --bin-dir DIR concurrent SERVER  two callers served at once (threaded, socketserver and their Python)
     lab09_check.py --bin-dir DIR faults SERVER    resets, hang-ups without exit, floods, idle callers: no
                                                   crash, no descriptor leak; SIGTERM with a caller: exit 0
     lab09_check.py --bin-dir DIR client CLIENT    end of stdin, an empty line, a bot that hangs up or is silent
 
-SERVER: iterative, threaded (C++), python, python-threaded; CLIENT: cpp, python.
+SERVER: iterative, threaded, socketserver (C++), python, python-threaded, python-socketserver;
+CLIENT: cpp, python.
 """
 import argparse
 import pathlib
@@ -48,7 +49,9 @@ def server_cmd(bin_dir, name):
     return {"iterative": [bin_dir / "menu-bot-iterative"],
             "threaded": [bin_dir / "menu-bot-threaded"],
             "python": [sys.executable, LAB / "python" / "menu_bot_server.py"],
-            "python-threaded": [sys.executable, LAB / "python" / "menu_bot_threaded.py"]}[name]
+            "python-threaded": [sys.executable, LAB / "python" / "menu_bot_threaded.py"],
+            "socketserver": [bin_dir / "menu-bot-socketserver"],
+            "python-socketserver": [sys.executable, LAB / "python" / "menu_bot_socketserver.py"]}[name]
 
 
 def client_cmd(bin_dir, name):
@@ -113,6 +116,8 @@ def test_interop(bin_dir, name):
 
 
 def model(name):
+    if name.endswith("socketserver"):
+        return "socketserver"
     return "threaded" if name.endswith("threaded") else "iterative"
 
 

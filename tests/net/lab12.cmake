@@ -1,0 +1,37 @@
+# Lab 12's checks (tests/net/lab12_check.py): the socketserver programs, C++
+# and Python clients against C++ and Python servers byte for byte, faults,
+# signals, the seed's thread names, zombie-free forking, the Unix socket file,
+# shutdown latency; bad flags through tests/check.py.
+set(lab12_check ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/net/lab12_check.py --bin-dir ${CMAKE_RUNTIME_OUTPUT_DIRECTORY})
+foreach(lang cpp python)
+  foreach(server tcp threading-tcp forking-tcp udp unix)
+    foreach(test interop bytes faults signals)
+      add_test(NAME lab12.${test}.${server}.${lang} COMMAND ${lab12_check} ${test} ${server} ${lang})
+    endforeach()
+  endforeach()
+  foreach(test waits thread-name forking unix latency client)
+    add_test(NAME lab12.${test}.${lang} COMMAND ${lab12_check} ${test} ${lang})
+  endforeach()
+endforeach()
+
+set(lab12_bad ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/check.py bad-args)
+set(lab12_net_bad "--extra=--port 65536" "--extra=--port -1" "--extra=--port x")
+set(lab12_py ${PROJECT_SOURCE_DIR}/labs/12-socketserver/python)
+foreach(program tcp threading-tcp forking-tcp udp unix client thread-name shutdown-latency)
+  if(program STREQUAL "unix")
+    set(extra "--extra=--path" "--extra=--path ")
+  elseif(program STREQUAL "shutdown-latency")
+    set(extra "--extra=--rounds 0" "--extra=--rounds x")
+  elseif(program STREQUAL "client")
+    set(extra ${lab12_net_bad} "--extra=--timeout 0" "--extra=--udp --unix /tmp/x")
+  else()
+    set(extra ${lab12_net_bad})
+  endif()
+  string(REPLACE "-" "_" file ${program})
+  add_test(NAME lab12.bad-args.ss-${program} COMMAND ${lab12_bad} ${extra} -- ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/ss-${program})
+  add_test(NAME lab12.bad-args.ss_${file}.py COMMAND ${lab12_bad} ${extra} -- ${Python3_EXECUTABLE} ${lab12_py}/ss_${file}.py)
+endforeach()
+
+get_property(lab12_tests DIRECTORY PROPERTY TESTS)
+list(FILTER lab12_tests INCLUDE REGEX "^lab12\\.")
+set_tests_properties(${lab12_tests} PROPERTIES TIMEOUT 90)
