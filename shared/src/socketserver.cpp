@@ -2,6 +2,7 @@
 #include "conclab/socketserver.hpp"
 
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -293,9 +294,7 @@ void ThreadingMixIn::close_workers() {
 
 // ---------------------------------------------------------------- ForkingMixIn
 
-ForkingMixIn::~ForkingMixIn() {
-  for (auto& [pid, child] : children_) child.process.join();
-}
+ForkingMixIn::~ForkingMixIn() { end_workers(); }
 
 std::size_t ForkingMixIn::workers_running() { return children_.size(); }
 
@@ -337,6 +336,14 @@ void ForkingMixIn::reap(pid_t pid) {
 
 void ForkingMixIn::close_workers() {
   if (!block_on_close) return;
+  end_workers();
+}
+
+void ForkingMixIn::end_workers() {
+  // A stop signal ended the server: the children serving clients are told
+  // too (Ctrl-C reaches the whole process group; `kill <pid>` only the parent).
+  if (const int signo = stop_signal())
+    for (auto& [pid, child] : children_) ::kill(pid, signo);
   while (!children_.empty()) reap(children_.begin()->first);
 }
 

@@ -62,6 +62,18 @@ struct Thread::State {
   std::mutex join_mutex;  // guards Thread::thread_: join from two threads at once is UB
 };
 
+namespace {
+// The name of the conclab Thread running on this OS thread (empty on the
+// main thread and on threads conclab did not start).
+thread_local std::function<std::string()> tls_current;
+}  // namespace
+
+std::string current_thread_name() {
+  if (tls_current) return tls_current();
+  if (::gettid() == ::getpid()) return "MainThread";
+  return fmt::format("Dummy-{}", ::gettid());
+}
+
 Thread::Thread(std::function<void()> target) : state_(std::make_shared<State>()) {
   if (!target) throw UsageError("Thread needs a target");
   state_->target = std::move(target);
@@ -106,6 +118,7 @@ void Thread::start() {
   std::lock_guard join_lock(state_->join_mutex);
   try {
     thread_ = std::thread([state = state_] {
+      tls_current = [s = state.get()] { return s->current_name(); };  // `state` outlives the thread
       std::exception_ptr error;
       try {
         state->target();

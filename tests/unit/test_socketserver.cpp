@@ -451,3 +451,40 @@ TEST(SocketServer, AStopSignalEndsServeForeverWithInterrupted) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(SocketServer, AStopSignalToTheForkingServerReachesItsChildren) {
+  // `kill <server pid>` reaches the parent only; its children wait in recv()
+  // on a silent client. server_close() sends the signal on, or it would wait
+  // for them forever.
+  conclab::Process child([]() -> int {
+    conclab::stop_on_signals();
+    int outcome = 1;
+    {
+      Socket silent;  // outlives the server: open while server_close() waits for the child
+      conclab::ForkingTCPServer<Upper> server("127.0.0.1", 0);
+      std::thread killer([&] {
+        silent = conclab::create_connection("127.0.0.1", server.server_address().port(), 10s);
+        std::this_thread::sleep_for(200ms);  // accepted, and its child forked, by then
+        ::kill(::getpid(), SIGTERM);
+      });
+      try {
+        server.serve_forever();
+      } catch (const conclab::Interrupted&) {
+        outcome = 0;
+      }
+      killer.join();
+    }  // server_close(): the child serving `silent` is told to stop, and reaped
+    return outcome;
+  });
+  child.start();
+  if (!child.join(20s)) {
+    child.kill();
+    child.join();
+    FAIL() << "the forking server waited forever for a child after SIGTERM";
+  }
+  EXPECT_EQ(child.exitcode(), 0);
+}
+
+}  // namespace

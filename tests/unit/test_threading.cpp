@@ -506,3 +506,22 @@ TEST(ThreadLimits, StartFailureNamesTheCallAndTheLimit) {
   EXPECT_FALSE(t.is_alive());
 #endif
 }
+
+TEST(Thread, CurrentThreadNameIsPythonsCurrentThreadName) {
+  std::string inside, renamed;
+  conclab::Thread t([&] { inside = conclab::current_thread_name(); });
+  const std::string given = t.name();
+  t.start();
+  t.join();
+  EXPECT_EQ(inside, given);  // "Thread-N"
+  conclab::Thread named([&] { renamed = conclab::current_thread_name(); });
+  named.set_name("worker");
+  named.start();
+  named.join();
+  EXPECT_EQ(renamed, "worker");
+  EXPECT_EQ(conclab::current_thread_name(), "MainThread");
+  std::string foreign;
+  std::thread plain([&] { foreign = conclab::current_thread_name(); });
+  plain.join();
+  EXPECT_EQ(foreign.rfind("Dummy-", 0), 0u) << foreign;
+}

@@ -33,7 +33,14 @@
 // ForkingMixIn's children are conclab::Process children: forked from the
 // serving thread, they keep only 0, 1, 2, the connection (for UDP the
 // server's socket) and pass_fds. What a handler may do in a program with
-// other threads is what process.hpp says.
+// other threads is what process.hpp says. When a stop signal ended the
+// server, server_close() sends it on to the children (a SIGTERM sent to the
+// parent alone would otherwise leave it waiting for a child in recv()).
+//
+// A class derived from a server (to override handle_error, say) should call
+// server_close() in its own destructor, so that no request thread calls
+// its overrides while it is being destroyed. Inside such a class the alias
+// names (ThreadingTCPServer) cannot name the base: write TCPServer<H, ThreadingMixIn>.
 #pragma once
 
 #include <sys/types.h>
@@ -158,6 +165,10 @@ class BaseServer {
   virtual void process_request(HandlerContext& context);
   virtual void service_actions() {}
   virtual void close_workers() {}
+  // Ends every thread or child still running, whatever block_on_close says:
+  // called by the server templates' destructors while the object is whole,
+  // so that no worker calls into a half-destroyed server.
+  virtual void end_workers() {}
   // Whether the loop should accept now (ForkingMixIn: below max_children).
   [[nodiscard]] virtual bool accepting() const { return true; }
   virtual void handle_timeout() {}
@@ -231,6 +242,7 @@ class ThreadingMixIn : public BaseServer {
   void process_request(HandlerContext& context) override;
   void service_actions() override;
   void close_workers() override;
+  void end_workers() override { join_all(true); }
   std::size_t workers_running() override;
 
  private:
@@ -263,6 +275,7 @@ class ForkingMixIn : public BaseServer {
   void process_request(HandlerContext& context) override;
   [[nodiscard]] bool accepting() const override { return children_.size() < max_children; }
   void close_workers() override;
+  void end_workers() override;
   std::size_t workers_running() override;
 
  private:
@@ -305,7 +318,10 @@ class TCPServer : public MixIn {
  public:
   TCPServer(const std::string& host, std::uint16_t port)
       : MixIn(create_server(host, port, Type::stream), detail::runner_for<Handler>()) {}
-  ~TCPServer() override { this->server_close(); }
+  ~TCPServer() override {
+    this->server_close();
+    this->end_workers();
+  }
 };
 
 // A UDP server: each datagram is a request (HandlerContext::packet).
@@ -314,7 +330,10 @@ class UDPServer : public MixIn {
  public:
   UDPServer(const std::string& host, std::uint16_t port)
       : MixIn(create_server(host, port, Type::datagram), detail::runner_for<Handler>()) {}
-  ~UDPServer() override { this->server_close(); }
+  ~UDPServer() override {
+    this->server_close();
+    this->end_workers();
+  }
 };
 
 // A Unix-domain stream server on a socket file, removed again by server_close().
@@ -325,7 +344,10 @@ class UnixStreamServer : public MixIn {
       : MixIn(detail::unix_server_socket(path), detail::runner_for<Handler>()) {
     this->after_close([path] { detail::remove_unix_socket(path); });
   }
-  ~UnixStreamServer() override { this->server_close(); }
+  ~UnixStreamServer() override {
+    this->server_close();
+    this->end_workers();
+  }
 };
 
 template <class Handler>

@@ -187,6 +187,11 @@ struct ThreadCapacity {
 // call and the limits (thread_limits()), e.g.
 // "pthread_create (std::thread): Resource temporarily unavailable; this process
 // has 113 threads; limits: vm.max_map_count=65530 (reached: ...), ...".
+// threading.current_thread().name: the name of the conclab Thread running
+// this code ("Thread-3", or what set_name() gave it), "MainThread" on the
+// main thread, "Dummy-<tid>" on a thread conclab did not start.
+[[nodiscard]] std::string current_thread_name();
+
 class ThreadStartError : public std::system_error {
  public:
   explicit ThreadStartError(std::error_code code);
