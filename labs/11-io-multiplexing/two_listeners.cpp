@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <list>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "conclab/cli.hpp"
 #include "conclab/selectors.hpp"
@@ -57,7 +59,13 @@ int main(int argc, char** argv) {
     try {
       for (;;) {
         for (auto& [key, events] : selector.select()) {
-          auto [conn, peer] = key.data->accept();
+          int out_of_descriptors = 0;  // accept() would block if the connection was reset meanwhile
+          auto accepted = key.data->try_accept(&out_of_descriptors);
+          if (!accepted) {
+            if (out_of_descriptors) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let one close
+            continue;
+          }
+          auto& [conn, peer] = *accepted;
           fmt::print("get request on {} from {}\n", key.data->address(), peer);
           ++served;
           std::erase_if(threads, [](conclab::Thread& t) { return !t.is_alive() && (t.join(), true); });

@@ -2,13 +2,11 @@
 //
 // The seed's whole program: a ThreadingTCPServer on any free port, its
 // serve_forever() in a thread of its own, three clients one after another,
-// each answered `{thread}: {data}` by the thread that served it; then
+// each answered `{thread name}: {data}` by the thread that served it; then
 // shutdown() and server_close(). Observe that every request names another
-// thread. conclab has no current_thread() yet, so the handler names its
-// thread by the kernel's thread id (Python: `Thread-2 (process_request_thread)`).
+// thread (conclab: `Thread-2`; Python 3.11: `Thread-2 (process_request_thread)`).
 // See also: ss_threading_tcp.cpp, python/ss_thread_name.py (the seed's program).
 #include <fmt/core.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -25,7 +23,7 @@ struct ThreadedTCPRequestHandler : conclab::BaseRequestHandler {
   void handle() override {
     ++served;
     const std::string data = request.recv(1024);
-    const std::string cur_thread = fmt::format("thread {}", ::gettid());
+    const std::string cur_thread = conclab::current_thread_name();  // threading.current_thread().name
     request.send_all(fmt::format("{}: {}", cur_thread, data));
   }
 };
@@ -37,7 +35,7 @@ void client(const std::string& ip, std::uint16_t port, const std::string& messag
 }  // sock.close()
 
 int main(int argc, char** argv) {
-  CLI::App app{"Lab 12: the seed's threaded server answering {thread}: {data} to three clients."};
+  CLI::App app{"Lab 12: the seed's threaded server answering {thread name}: {data} to three clients."};
   conclab::NetFlags net{.host = "127.0.0.1", .port = 0};  // port 0: any free port, as the seed
   conclab::add_net_flags(app, net, "listen on");
 
