@@ -1,4 +1,5 @@
-// http_hello_epoll.cpp — lab 08's HTTP/1.1 "Hello, World" on one epoll event loop (lab 11).
+// http_hello_epoll.cpp — lab 08's HTTP/1.1 "Hello, World" on one epoll event loop (lab 11;
+// --selector select or poll for the same loop on those).
 //
 // One thread serves every connection: epoll says which socket is ready, the
 // loop reads what is there into that connection's buffer, answers each
@@ -82,12 +83,14 @@ int main(int argc, char** argv) {
   http_hello::Options options;
   http_hello::add_flags(app, options);
   app.get_option("--max-header-bytes")->check(conclab::int_in_range(64, 65536));  // what a socketpair takes at once
+  auto backend = conclab::Backend::epoll;  // the loop reads what is there, not until EAGAIN: level-triggered only
+  conclab::add_selector_flag(app, backend, {conclab::Backend::select, conclab::Backend::poll, conclab::Backend::epoll});
 
   return conclab::run_main(app, argc, argv, [&] {
     conclab::stop_on_signals();
     auto listener = conclab::create_server(net.host, static_cast<std::uint16_t>(net.port));
     listener.setblocking(false);
-    conclab::Selector<Conn*> selector(conclab::Backend::epoll);
+    conclab::Selector<Conn*> selector(backend);
     fmt::print("listening on {}\n", listener.address());
     selector.register_fd(listener.fileno(), conclab::EVENT_READ, nullptr);
     std::unordered_map<int, Conn> conns;
@@ -196,6 +199,6 @@ int main(int argc, char** argv) {
       }
     } catch (const conclab::Interrupted&) {
     }
-    fmt::print("model=epoll served={} requests={}\n", served, requests);
+    fmt::print("model={} served={} requests={}\n", conclab::backend_name(backend), served, requests);
   });
 }

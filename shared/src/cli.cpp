@@ -6,9 +6,12 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
+#include <optional>
 #include <string>
 
 #include "conclab/error.hpp"
+#include "conclab/selectors.hpp"
 
 namespace conclab {
 
@@ -50,6 +53,25 @@ void add_net_flags(CLI::App& app, NetFlags& flags, const std::string& role) {
   app.add_option("--port", flags.port, fmt::format("port to {}", role) + (role == "listen on" ? " (0: any free port)" : ""))
       ->check(int_in_range(0, 65535))
       ->capture_default_str();
+}
+
+void add_selector_flag(CLI::App& app, Backend& backend, std::vector<Backend> allowed) {
+  if (allowed.empty()) allowed.assign(std::begin(kBackends), std::end(kBackends));
+  std::string names;
+  for (Backend b : allowed) names += (names.empty() ? "" : ", ") + std::string(backend_name(b));
+  // The back end called `name`, if this program allows it.
+  auto pick = [allowed](const std::string& name) -> std::optional<Backend> {
+    for (Backend b : allowed)
+      if (name == backend_name(b)) return b;
+    return std::nullopt;
+  };
+  app.add_option_function<std::string>(
+         "--selector", [&backend, pick](const std::string& name) { backend = *pick(name); },
+         fmt::format("how the loop waits: {}", names))
+      ->check([pick, names](const std::string& name) {
+        return pick(name) ? std::string() : fmt::format("unknown selector '{}' (choose {})", name, names);
+      })
+      ->default_str(std::string(backend_name(backend)));
 }
 
 std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {

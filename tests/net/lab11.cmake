@@ -26,6 +26,10 @@ foreach(lang cpp python)
   lab11_test(http-many.${lang} http-many ${lang})
 endforeach()
 lab11_test(http-same-bytes http-same-bytes)
+foreach(selector select poll)  # mux-http-hello --selector: the same loop on the other back ends
+  lab11_test(http-protocol.cpp-${selector} http-protocol cpp-${selector})
+  lab11_test(http-many.cpp-${selector} http-many cpp-${selector})
+endforeach()
 
 # Bad flags: one line on stderr, exit 2 (tests/check.py bad-args).
 set(lab11_net_bad "--extra=--port 65536" "--extra=--port -1" "--extra=--port x" "--extra=--port")
@@ -45,5 +49,9 @@ lab11_bad_args(two-listeners mux-two-listeners two_listeners.py ${lab11_net_bad}
 lab11_bad_args(http-hello mux-http-hello http_hello_epoll.py ${lab11_net_bad} "--extra=--max-header-bytes 65537"
                "--extra=--idle-timeout 0")
 
+# --selector: a name the program does not take (epoll-edge: its loop does not drain)
+add_test(NAME lab11.http-hello.bad-selector.cpp COMMAND ${lab11_bad_args} "--extra=--selector kqueue"
+         "--extra=--selector epoll-edge" -- ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/mux-http-hello)
+set_property(GLOBAL APPEND PROPERTY lab11_tests lab11.http-hello.bad-selector.cpp)
 get_property(lab11_all GLOBAL PROPERTY lab11_tests)
 set_tests_properties(${lab11_all} PROPERTIES TIMEOUT 90)

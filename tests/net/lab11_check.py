@@ -384,7 +384,10 @@ def lab08():
     lab08_check.SANITIZER = SANITIZER
     # lab 08's checks, on our servers; "threaded" is the name under which they expect concurrent clients
     servers = {"cpp": [BIN / "mux-http-hello"], "python": [sys.executable, PY / "http_hello_epoll.py"],
-               "iterative": [BIN / "http-hello-iterative"]}
+               "iterative": [BIN / "http-hello-iterative"],
+               # the same loop on the other back ends (--selector)
+               "cpp-select": [BIN / "mux-http-hello", "--selector", "select"],
+               "cpp-poll": [BIN / "mux-http-hello", "--selector", "poll"]}
     lab08_check.server_cmd = lambda bin_dir, name: servers[name]
     return lab08_check
 
@@ -433,7 +436,8 @@ def http_many(lang):
         check(settle(lambda: server.fds() == before), f"{server.name}: descriptors {len(server.fds())}, "
               f"before {len(before)}")
         server.stop()
-    check(server.output()[-1] == "model=epoll served=200 requests=200", f"last line {server.output()[-1]!r}")
+    model = lang.split("-")[1] if lang.startswith("cpp-") else "epoll"
+    check(server.output()[-1] == f"model={model} served=200 requests=200", f"last line {server.output()[-1]!r}")
 
 
 if __name__ == "__main__":

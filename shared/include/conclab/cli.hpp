@@ -24,11 +24,14 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 #include <type_traits>
 
 #include "conclab/signals.hpp"
 
 namespace conclab {
+
+enum class Backend;  // selectors.hpp
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // a system call or the work itself failed
@@ -70,6 +73,12 @@ void add_worker_flags(CLI::App& app, WorkerFlags& flags, int max_tasks = kMaxTas
 
 // Adds --threads and --increments (positive integers, bounded) to `app`.
 void add_counter_flags(CLI::App& app, CounterFlags& flags);
+
+// Adds --selector (select, poll, epoll, epoll-edge: selectors.hpp's back
+// ends) to `app`, with `backend` as the default; `allowed` limits the
+// choice (an event loop that does not drain its sockets cannot take
+// epoll-edge). A name outside it is a usage error (exit 2) naming the choices.
+void add_selector_flag(CLI::App& app, Backend& backend, std::vector<Backend> allowed = {});
 
 // Adds --host and --port (0..65535) to `app`, with `flags` as the defaults
 // (a seed's port). `role` says what they mean: "listen on" or "connect to".
