@@ -28,9 +28,14 @@ struct Case {
   [[nodiscard]] bool cpu() const { return sleep_ms == 0; }
 };
 
-// The CPU-bound task: the same loop in bench/python/bench_workers.py. About
-// 1 ms in C++ and 50-100 ms in CPython on the reference machine.
-inline constexpr long kCpuIterations = 1'000'000;
+// The CPU-bound task: the same loop as bench/python/bench_workers.py, sized
+// so that one task takes about as long in both languages (~75 ms on the
+// reference machine: 75 million steps in C++, 1 million in CPython, which
+// runs each step as bytecode on big integers). With equal task times the
+// speed-up of a model compares its concurrency, not its start-up cost.
+inline constexpr long kCpuIterations = 75'000'000;
+// About how long one such task takes here: sizes the repetitions of a row.
+inline constexpr double kCpuTaskSeconds = 0.075;
 
 // A linear congruential walk the compiler cannot fold away.
 inline unsigned long spin(long iterations) {
@@ -39,10 +44,30 @@ inline unsigned long spin(long iterations) {
   return x;
 }
 
+// One fan-out workload: `clients` at once, each request held `sleep_ms` by
+// the server (bench/fanout.cpp).
+struct FanoutCase {
+  int clients;
+  int sleep_ms;
+};
+// The book's table: 15 children or threads in the pool models, 4,000 bytes a reply.
+inline constexpr int kFanoutWorkers = 15;
+inline constexpr int kFanoutBytes = 4000;
+
 struct Options {
   std::vector<Case> cases;
+  std::vector<FanoutCase> fanout_cases;
+  // Connections of a sleep-free fan-out case in all (R = this / C): the
+  // book's table compares CPU per connection.
+  int fanout_connections;
   double max_ideal_s;  // rows whose ideal time exceeds this are left out
+  // Rows expected to take a second or more run this many repetitions (the
+  // others Google Benchmark's --benchmark_repetitions, which main() sets).
+  int long_repetitions;
 };
+
+// A row expected to run this long or longer is a long row (Options::long_repetitions).
+inline constexpr double kLongRowSeconds = 1.0;
 
 // CPU seconds used so far by this process and its reaped children. Google
 // Benchmark's process CPU timer does not see children; this does.
@@ -61,7 +86,8 @@ inline double cpu_seconds() {
 // in the JSON (error_occurred, error_message) and on the console; the run goes
 // on with the next row. The body's own destructors (RAII) have joined its
 // threads and reaped its children by the time the exception arrives here, so
-// the next row starts clean. failed_rows counts the rows that failed:
+// the next row starts clean. failed_rows counts the failed measurements (each
+// repetition of a row is one):
 // conclab-bench exits 1 when there is any.
 inline std::atomic<int> failed_rows{0};
 
@@ -152,6 +178,7 @@ inline benchmark::internal::Benchmark* add_row(const std::string& name, std::fun
 
 // Registration of each benchmark family; called once from main().
 void register_workers(const Options& options);
+void register_fanout(const Options& options);
 void register_micro();
 
 }  // namespace conclab::bench

@@ -144,6 +144,17 @@ void add_spin_pair(const std::string& name, void (*fn)(benchmark::State&)) {
 
 }  // namespace
 
+// Nothing but a compiler barrier: what Google Benchmark's loop adds per
+// iteration. Debian's libbenchmark is a debug build of the library (its
+// "***WARNING*** Library was built as DEBUG"); the loop itself is inlined
+// from the header into conclab-bench, built Release, and this row shows what
+// is left. Registered twice: in long batches (the loop alone), and one
+// iteration per repetition (the library's own start and stop around it,
+// which is all it adds to a row that runs once per repetition).
+void empty(benchmark::State& state) {
+  for (auto _ : state) benchmark::ClobberMemory();
+}
+
 void register_micro() {
   // fork-wait first: the cost of fork() grows with the process (its page tables).
   add_spin_pair("micro/fork-wait", fork_wait);
@@ -157,6 +168,8 @@ void register_micro() {
   add("micro/rlock-contended", rlock_contended)->Threads(2)->UseRealTime()->Unit(benchmark::kNanosecond);
   add("micro/thread-create-join", thread_create_join)->UseRealTime()->Unit(benchmark::kMicrosecond);
   add("micro/raw-thread-create-join", raw_thread_create_join)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  add("micro/empty", empty)->UseRealTime()->Unit(benchmark::kNanosecond);
+  add("micro/empty/one-iteration", empty)->UseRealTime()->Iterations(1)->Unit(benchmark::kNanosecond);
 }
 
 }  // namespace conclab::bench

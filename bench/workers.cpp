@@ -114,14 +114,18 @@ int pool_task(int sleep_ms) {
   return sleep_ms;
 }
 
+// The warm-up task: a round trip through every worker, no work.
+int echo(int value) { return value; }
+
 // A pool mapping the work over the tasks, one task per chunk. The pool is
-// made (and warmed up) once per row, before the timing starts, and ended
-// after it; ending it reaps its workers, so their CPU time is counted.
+// made (and warmed up with an empty task per worker) once per row, before
+// the timing starts, and ended after it; ending it reaps its workers, so
+// their CPU time is counted: the warm-up's too, which is why it does no work.
 template <class PoolType>
 std::function<void()> prepare_pool(const Case& c, std::shared_ptr<void>& keep) {
   auto pool = std::make_shared<PoolType>(pool_size(c.tasks));
   std::vector<int> items(static_cast<size_t>(c.tasks), c.sleep_ms);
-  pool->map(pool_task, items, 1);
+  pool->map(echo, items, 1);
   keep = pool;
   return [pool = pool.get(), items] {
     if (pool->map(pool_task, items, 1).size() != items.size()) throw std::logic_error("pool: results missing");
@@ -185,6 +189,14 @@ void run_case(benchmark::State& state, const Model& model, Case c) {
   guarded(state, [&] { measure_case(state, model, c); });
 }
 
+// About how long one run of a row takes: the ideal time of a sleep-bound
+// row; for a CPU-bound one, its tasks spread over the cores it can use.
+double expected_seconds(const Model& model, const Case& c) {
+  if (!c.cpu()) return ideal_seconds(model, c);
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return kCpuTaskSeconds * std::ceil(double(c.tasks) / std::min(model.concurrency(c.tasks), cores));
+}
+
 }  // namespace
 
 void register_workers(const Options& options) {
@@ -193,7 +205,9 @@ void register_workers(const Options& options) {
       if (ideal_seconds(model, c) > options.max_ideal_s) continue;
       auto name = c.cpu() ? fmt::format("workers/{}/tasks:{}/work:cpu", model.name, c.tasks)
                           : fmt::format("workers/{}/tasks:{}/sleep_ms:{}", model.name, c.tasks, c.sleep_ms);
-      benchmark::RegisterBenchmark(name.c_str(), run_case, model, c)->UseRealTime()->Unit(benchmark::kMillisecond);
+      auto* row = benchmark::RegisterBenchmark(name.c_str(), run_case, model, c);
+      row->UseRealTime()->Unit(benchmark::kMillisecond);
+      if (expected_seconds(model, c) >= kLongRowSeconds) row->Repetitions(options.long_repetitions);
     }
   }
 }

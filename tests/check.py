@@ -186,6 +186,8 @@ def cmd_bench_json(args):
         if name not in names:
             fail(f"{args.file}: no row named {name} (have: {sorted(names)})")
     for b in doc.get("benchmarks", []):
+        if b.get("run_type") == "aggregate":
+            continue  # Google Benchmark's mean/median/stddev/cv of the repetitions
         impossible = str(b.get("error_message", "")).startswith("impossible: ")
         if b.get("name") in args.impossible and not impossible:
             fail(f"{b.get('name')}: expected impossible, got {b}")
@@ -193,64 +195,125 @@ def cmd_bench_json(args):
             fail(f"{b.get('name')}: real_time {b.get('real_time')} {b.get('error_message', '')}")
 
 
+def plot_links(report):
+    """The plots a report links, as "plots/NAME.png"."""
+    return re.findall(r"\]\((plots/[^)]+\.png)\)", report)
+
+
+def table_lines(report, marker):
+    return [line for line in report.splitlines() if line.startswith("|") and marker in line]
+
+
 def cmd_report(args):
     script, fixtures, work = args.script, pathlib.Path(args.fixtures), pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out, merged = work / "REPORT.md", work / "latest.json"
-    result = run([sys.executable, script, str(fixtures / "cpp.json"), str(fixtures / "python.json"),
-                  "--out", str(out), "--json-out", str(merged), "--context", "git_revision=abc123"])
+    # Every fixture row has 5 repetitions at x1.0, 0.99, 1.06, 0.995, 1.04 of its old value: the median is that
+    # value, the mean 1.7% above it, every repetition within 6% of the median. CPython's threaded 1000 x 100 ms is
+    # the noisy row (x0.9 to x1.3: 40%). The reference has micro/thread-create-join twice as fast in C++ and
+    # lacks CPython's.
+    reference = fixtures / "reference.json"
+    cmd = [sys.executable, script, str(fixtures / "cpp.json"), str(fixtures / "python.json"), "--out", str(out),
+           "--json-out", str(merged), "--reference", str(reference), "--context", "git_revision=abc123",
+           "--context", "load_before_build=0.21 1.63 1.81", "--context", "cores=2"]
+    result = run(cmd)
     if result.returncode != 0:
         fail(f"report on fixtures: exit {result.returncode}: {result.stderr}")
         return
     report = out.read_text()
     expected = [
-        # the seed's demo line: 5005 / 1010 ms
+        # the seed's demo line: 5005 / 1010 ms (medians; the means would be 5.090 s and 1.027 s)
         "serial 5.005 s, threaded 1.010 s, speed-up **4.955×**",
-        # measured serial at 5 x 1000; wall ratio 1010 / 1020
-        "| threaded | 5 | 1.010 s | 1.020 s | 0.990 | 4.96× | 4.91× |",
-        # serial not run at 1000 x 100: speed-up against N x T, marked
-        "| threaded | 1000 | 140.0 ms | 330.0 ms | 0.424 | ≈714.29× | ≈303.03× |",
-        "| `micro/thread-create-join` | 50.0 µs | 100.0 µs | 0.500 |",
-        # CPU-bound: 2.8 / 1.5 ms in C++, 300 / 310 ms in CPython (the GIL)
-        "| threaded | 2 | 1.5 ms | 310.0 ms | 0.005 | 1.87× | 0.97× |",
+        # median ±spread, C++ / Python, vs reference (1.00x: the same medians), speed-ups
+        "| threaded | 5 | 1.010 s ±6.0% | 1.020 s ±6.0% | 0.990 | 1.00× | 1.00× | 4.96× | 4.91× |",
+        # serial not run at 1000 x 100: speed-up against N x T, marked; CPython's repetitions 40% apart: noisy
+        "| threaded | 1000 | 140.0 ms ±6.0% | 330.0 ms ±30% ⚠ | 0.424 | 1.00× | 1.00× | ≈714.29× | ≈303.03× |",
+        # twice the reference's median in C++; the reference has no CPython row: blank
+        "| `micro/thread-create-join` | 50.0 µs ±6.0% | 100.0 µs ±6.0% | 0.500 | 2.00× |  |",
+        # CPU-bound: 2.8 / 1.5 ms in C++, 300 / 310 ms in CPython (the GIL); both step counts told
+        "| threaded | 2 | 1.5 ms ±6.0% | 310.0 ms ±6.0% | 0.0048 | 1.00× | 1.00× | 1.87× | 0.97× |",
+        "C++ 75,000,000 steps; Python 1,500,000 steps",
+        # one task's time measured from the serial rows (2.8 ms / 2, 300 ms / 2): too far apart, said
+        "In this run one task took (serial, over its tasks): C++ 1.4 ms; Python 150.0 ms. **These differ by more "
+        "than 1.5×**",
         "- git revision: abc123",
-        "![wall time against tasks at sleep_ms=100](plots/workers-sleep100.png)",
+        "- load average before the build: 0.21 / 1.63 / 1.81 (1, 5, 15 min)",
+        "- Python: CPython 3.11.7",
+        "- compiler: g++ 12.2.0",
+        "(repetitions: 5 repetitions for 34 rows)",
+        # the empty loop's median beside the paragraph on Debian's debug library
+        "The row `micro/empty` times an empty loop body: what the library adds per iteration. In this run it is "
+        "**0.4 ns ±5.0%**",
+        "the Python tutorials in `../shared/seeds`",
+        f"concurrency min(N, 100): one worker per task, at most 100",
+        "![wall time against tasks at sleep_ms=100, one panel per family](plots/workers-sleep100.png)",
+        "[plots/workers-sleep100.svg](plots/workers-sleep100.svg)",
+        "(plots/seed-demo.png)",
+        "(plots/workers-cpu.png)",
         # failed rows: listed with their message, "failed" in their cells, the rest still compared
         "## Failed rows",
         "| `workers/forked/tasks:1000/sleep_ms:100` | C++ | fork: Resource temporarily unavailable |",
         "| `micro/fork-wait` | Python | BlockingIOError: [Errno 11] Resource temporarily unavailable |",
         "| forked | not run | failed |",
-        "| forked | 1000 | failed | – |",
-        "| `micro/fork-wait` | 200.0 µs | failed | – |",
+        "| forked | 1000 | failed | – | – |  |  |",
+        "| `micro/fork-wait` | 200.0 µs ±6.0% | failed | – | 1.00× |  |",
         # the spin window: latency gain (off - on) beside its CPU cost (on - off), per operation
-        "| `micro/fork-wait` (fork + `Process::join`) | 200.0 µs | 230.0 µs | +30.0 µs (13%) | 150.0 µs | 120.0 µs "
-        "| +30.0 µs |",
-        "| `micro/pool-apply` (`pool.apply` round trip) | 15.0 µs | 20.0 µs | +5.0 µs (25%) | 40.0 µs | 22.0 µs "
-        "| +18.0 µs |",
+        "| `micro/fork-wait` (fork + `Process::join`) | 200.0 µs ±6.0% | 230.0 µs ±6.0% | +30.0 µs (13%) | 150.0 µs "
+        "| 120.0 µs | +30.0 µs |",
+        "| `micro/pool-apply` (`pool.apply` round trip) | 15.0 µs ±6.0% | 20.0 µs ±6.0% | +5.0 µs (25%) | 40.0 µs "
+        "| 22.0 µs | +18.0 µs |",
         "first poll for up to 50 µs (the spin window",
         "**Reading CPU (`cpu_s`) with the spin in mind.**",
         "so these rows have no Python peer",
         # selectors: C++ beside Python, select past FD_SETSIZE impossible (not failed), the growth
         # from the fewest descriptors to the most, the plot; the shutdown row under its merged name
-        "| select | 10 | 2.0 µs | 10.0 µs | 0.200 |",
-        "| select | 10,000 | impossible | impossible | – |",
-        "| epoll | 10,000 | 1.0 µs | 5.0 µs | 0.200 |",
+        "| select | 10 | 2.0 µs ±6.0% | 10.0 µs ±6.0% | 0.200 | 1.00× | 1.00× |",
+        "| select | 10,000 | impossible | impossible | – |  |  |",
+        "| epoll | 10,000 | 1.0 µs ±6.0% | 5.0 µs ±6.0% | 0.200 | 1.00× | 1.00× |",
         "- **select**: C++ 2.0 µs at 10 → 70.0 µs at 1,000 (**×35.0**); "
         "CPython 10.0 µs at 10 → 100.0 µs at 1,000 (**×10.0**)",
         "- **epoll**: C++ 1.0 µs at 10 → 1.0 µs at 10,000 (**×1.0**)",
         "![one wait against registered descriptors, per back end](plots/selectors.png)",
         "the mean of 16 shutdowns",
-        "| `socketserver/shutdown` | 50.0 µs | 250.0 ms | 0.0002 |",
+        "| `socketserver/shutdown` | 50.0 µs ±6.0% | 250.0 ms ±6.0% | 0.0002 | 1.00× | 1.00× |",
         "CPython's `shutdown()` took **5,000 times** as long as conclab's.",
+        "- `workers/threaded/tasks:1000/sleep_ms:100` (Python): median 330.0 ms, repetitions from 297.0 ms to 429.0 ms",
     ]
     for text in expected:
         if text not in report:
             fail(f"REPORT.md lacks: {text}")
+    # Medians, never means: the mean of the demo's serial repetitions (5.090 s) appears nowhere.
+    if "5.090 s" in report or "1.027 s" in report:
+        fail("REPORT.md shows a mean of the repetitions, not their median")
+    # The noisy mark on exactly the noisy row: its line in its table and its cell at a glance.
+    marked = table_lines(report, "⚠")
+    if len(marked) != 2 or not all("330.0 ms ±30% ⚠" in line and line.count("⚠") == 1 for line in marked):
+        fail(f"the noisy mark is not on exactly the noisy row: {marked}")
+    if "⚠ 1 cell above" not in report:
+        fail("REPORT.md does not count one noisy cell")
     if "impossible: " in report or "| `selectors/" in report:
         fail("REPORT.md lists an impossible row (select past FD_SETSIZE) as a failed one")
-    for png in (work / "plots" / "workers-sleep100.png", work / "plots" / "selectors.png"):
+    # The legend links the labs: every link resolves from where the report is (in the repository) or,
+    # outside it, from results/reference/, where the report's links start then.
+    repo = pathlib.Path(script).resolve().parent.parent
+    base = out.parent.resolve() if repo in out.parent.resolve().parents else repo / "results" / "reference"
+    labs = re.findall(r"\]\(([./]*labs/[^)]+)\)", report)
+    if len(labs) < 8:
+        fail(f"the legend links {len(labs)} labs, expected one per model (8)")
+    for link in labs:
+        if not (base / link).is_dir():
+            fail(f"legend link {link} does not resolve from {base}")
+    # Every linked plot exists as PNG, with an SVG beside it; the seed's demo is one of them.
+    links = plot_links(report)
+    for name in ("plots/workers-sleep100.png", "plots/workers-cpu.png", "plots/seed-demo.png", "plots/selectors.png"):
+        if name not in links:
+            fail(f"REPORT.md does not link {name}")
+    for link in links:
+        png, svg = work / link, (work / link).with_suffix(".svg")
         if not png.exists() or not png.read_bytes().startswith(b"\x89PNG"):
             fail(f"{png}: no PNG plot")
+        if not svg.exists() or b"<svg" not in svg.read_bytes()[:2000]:
+            fail(f"{svg}: no SVG beside the PNG")
     doc = json.loads(merged.read_text())
     names = {b["name"] for b in doc["benchmarks"]}
     for name in ("workers/threaded/tasks:1000/sleep_ms:100", "python/workers/threaded/tasks:1000/sleep_ms:100",
@@ -258,23 +321,39 @@ def cmd_report(args):
                  "selectors/select/fds:10000"):
         if name not in names:
             fail(f"latest.json lacks {name}")
+    if sum(b["name"] == "micro/thread-create-join" for b in doc["benchmarks"]) != 5:
+        fail("latest.json does not keep the 5 repetitions of micro/thread-create-join")
     for row in doc["benchmarks"]:
         if row["name"] == "workers/forked/tasks:1000/sleep_ms:100" and not row.get("error_message"):
             fail(f"latest.json keeps the failed row without its error: {row}")
-    # The merged file renders again on its own.
-    again = run([sys.executable, script, str(merged), "--out", str(work / "again.md")])
+    # The merged file renders again on its own, the same.
+    again = run([sys.executable, script, str(merged), "--out", str(work / "again.md"), "--reference", str(reference)])
     if again.returncode != 0 or (work / "again.md").read_text() != report:
         fail(f"re-rendering latest.json differs or fails: {again.stderr}")
+    # The reference given is the run itself: no vs-reference column.
+    itself = run([sys.executable, script, str(merged), "--out", str(work / "itself.md"), "--reference", str(merged)])
+    if itself.returncode != 0:
+        fail(f"report with itself as reference: exit {itself.returncode}: {itself.stderr}")
+    elif "vs reference" in (work / "itself.md").read_text():
+        fail("report with itself as the reference shows a vs-reference column")
+    # Without --reference: no such column either, and a full run says nothing of being partial.
+    if "Partial run" in report:
+        fail("a run without a filter says it is partial")
 
-    # A filtered run without serial rows: speed-ups unknown, no CPU plot, no failure.
+    # A filtered run without serial rows: speed-ups unknown, no CPU plot, no failure; it says it is partial.
     partial = work / "partial.json"
     partial.write_text(json.dumps({"benchmarks": [
         {"name": f"workers/threaded/tasks:{n}/work:cpu", "real_time": 1.5 * n, "time_unit": "ms"} for n in (1, 2)]}))
-    r = run([sys.executable, script, str(partial), "--out", str(work / "partial.md")])
+    r = run([sys.executable, script, str(partial), "--out", str(work / "partial.md"), "--context", "filter=work:cpu"])
     if r.returncode != 0:
         fail(f"report of a run without serial rows: exit {r.returncode}: {r.stderr}")
-    elif "CPU-bound speed-up" in (work / "partial.md").read_text():
-        fail("report of a run without serial rows links a speed-up plot it cannot draw")
+    else:
+        text = (work / "partial.md").read_text()
+        if "CPU-bound speed-up" in text:
+            fail("report of a run without serial rows links a speed-up plot it cannot draw")
+        if "> **Partial run.** Only the rows matching `--filter work:cpu` ran: `workers/` (2 rows)." not in \
+                text.split("## Legend")[0]:
+            fail("report of a filtered run does not say at the top that it is partial and what ran")
 
     # Bad input: one line naming the file and the problem, exit 2.
     bad_json = work / "malformed.json"
@@ -292,6 +371,14 @@ def cmd_report(args):
         lines = r.stderr.splitlines()
         if r.returncode != 2 or len(lines) != 1 or str(path) not in lines[0] or problem not in lines[0]:
             fail(f"report {path.name}: exit {r.returncode}, stderr {r.stderr!r}; expected 2 and '{problem}'")
+    # A bad reference: the same one line, naming the flag and the file.
+    for path, problem in [(work / "missing.json", "cannot read"), (bad_json, "not valid JSON")]:
+        r = run([sys.executable, script, str(fixtures / "cpp.json"), "--reference", str(path), "--out",
+                 str(work / "bad.md")])
+        lines = r.stderr.splitlines()
+        if r.returncode != 2 or len(lines) != 1 or f"--reference {path}" not in lines[0] or problem not in lines[0]:
+            fail(f"report --reference {path.name}: exit {r.returncode}, stderr {r.stderr!r}; expected 2 and "
+                 f"'--reference {path}: {problem}'")
 
 
 def cmd_report_of(args):

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from check import spare_uid  # tests/check.py, beside this file
+
 TIMEOUT_S = 120
 failures = []
 
@@ -128,15 +130,17 @@ def check_names_limits(line, what, nproc):
 def check_nproc(bin_dir):
     """More running threads than RLIMIT_NPROC allows: pthread_create fails with EAGAIN.
 
-    Root is exempt from RLIMIT_NPROC, so as root the program runs as the user
-    nobody (setpriv); another user's limit applies to that user itself.
+    Root is exempt from RLIMIT_NPROC, so as root the program runs as a spare
+    uid (setpriv), one that no other process uses: under a shared one
+    (nobody), another test running at once would change the count the limit
+    is sized from. Another user's limit applies to that user itself.
     """
     threaded = str(bin_dir / "threads-threaded")
     if os.getuid() == 0:
-        uid = 65534
+        uid = spare_uid()
         as_user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         if not shutil.which("setpriv"):
-            fail("setpriv (util-linux) is needed to run a program as nobody")
+            fail("setpriv (util-linux) is needed to run a program as another uid")
             return
     else:
         uid, as_user = os.getuid(), []

@@ -55,7 +55,7 @@ add_test(NAME whole-lines.python.no-shared-state
                  -- ${PY} ${LABS}/03-fork/python/no_shared_state.py --processes 10)
 set_tests_properties(whole-lines.python.no-shared-state PROPERTIES TIMEOUT 60)
 
-# thread-limits: under a real `ulimit -u` (as the user nobody when run as
+# thread-limits: under a real `ulimit -u` (as a spare uid when run as
 # root, who is exempt) and `ulimit -v`, the errors and --help of
 # threads-threaded name the call and the limits with their values.
 add_test(NAME thread-limits COMMAND ${LAB_CHECK} thread-limits ${BIN} --sanitizer "${CONCLAB_SANITIZER}")

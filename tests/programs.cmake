@@ -34,11 +34,12 @@ if(CONCLAB_BUILD_BENCH)
   set(smoke ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke)
   file(MAKE_DIRECTORY ${smoke})
   add_test(NAME bench.cpp.smoke
-           COMMAND ${BIN}/conclab-bench --cases 2x5,3x2 --benchmark_min_time=0.01
+           COMMAND ${BIN}/conclab-bench --cases 2x5,3x2 --fanout-cases 5x0,20x20 --fanout-connections 100
+                   --benchmark_min_time=0.01 --repetitions 2
                    --benchmark_out=${smoke}/cpp.json --benchmark_out_format=json)
   add_test(NAME bench.python.smoke
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py
-                   --cases 2x5,3x2 --min-time 0.01 --out ${smoke}/python.json)
+                   --cases 2x5,3x2 --min-time 0.01 --repetitions 2 --out ${smoke}/python.json)
   set_tests_properties(bench.cpp.smoke PROPERTIES FIXTURES_SETUP bench_cpp TIMEOUT 180)
   set_tests_properties(bench.python.smoke PROPERTIES FIXTURES_SETUP bench_python TIMEOUT 180)
   conclab_check(bench.cpp.rows bench-json ${smoke}/cpp.json
@@ -88,13 +89,15 @@ if(CONCLAB_BUILD_BENCH)
     list(APPEND py_micro_args --fail python/${row})
   endforeach()
   list(APPEND cpp_micro_args --fail micro/fork-wait/spin:off --fail micro/pool-apply/spin:off)
-  set(bench_cmd ${BIN}/conclab-bench --benchmark_min_time=0.01 --benchmark_out={out} --benchmark_out_format=json)
+  set(bench_cmd ${BIN}/conclab-bench --benchmark_min_time=0.01 --repetitions 1 --benchmark_out={out} --benchmark_out_format=json)
   set(peer ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py)
-  set(peer_cmd ${Python3_EXECUTABLE} ${peer} --min-time 0.01 --out {out})
+  set(peer_cmd ${Python3_EXECUTABLE} ${peer} --min-time 0.01 --repetitions 1 --out {out})
   conclab_check(bench.cpp.row-fails-alone limited --nproc 12 ${cpp_args} --stage ${BIN}/conclab-bench
                 -- ${bench_cmd} --cases 64x200,2x5 --benchmark_filter=${limited_filter})
   # thread-pool too in Python, whose ThreadPool the peer fixes for a failed
-  # start; conclab's ThreadPool constructor still hangs there (issue 6, shared/).
+  # start (CPython's leaves the threads it started blocked forever); conclab's
+  # ThreadPool constructor throws there, as
+  # ThreadPool.AThreadThatCannotStartFailsTheConstructor checks.
   list(APPEND py_args --ok python/workers/thread-pool/tasks:2/sleep_ms:5
        --fail python/workers/thread-pool/tasks:64/sleep_ms:200)
   string(REPLACE "workers/(" "workers/(thread-pool|" py_limited_filter "${limited_filter}")
@@ -121,7 +124,7 @@ if(CONCLAB_BUILD_BENCH)
   conclab_check(bench.python.bad-args bad-args --extra "--cases 0x5" --extra "--cases 5y5" --extra "--filter ("
                 -- ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py)
   # per_task_us: microseconds, shown as a plain number (not "4.1s"), the same in the JSON.
-  conclab_check(bench.cpp.per-task-us per-task-us -- ${BIN}/conclab-bench --benchmark_min_time=0.01)
+  conclab_check(bench.cpp.per-task-us per-task-us -- ${BIN}/conclab-bench --benchmark_min_time=0.01 --repetitions 1)
   # The peers pin fork where they need it: they still run when forkserver is
   # the default start method, as in CPython 3.14.
   set(forkserver_rows)
@@ -133,7 +136,7 @@ if(CONCLAB_BUILD_BENCH)
   set(forkserver_filter "^(workers/(forked|process-pool|shared-memory)/|micro/(fork-wait|pool-apply|shared-))")
   conclab_check(bench.python.forkserver-default start-method forkserver ${forkserver_rows}
                 -- ${PROJECT_SOURCE_DIR}/bench/python/bench_workers.py --cases 2x5 --min-time 0.01
-                --filter ${forkserver_filter} --out {out})
+                --repetitions 1 --filter ${forkserver_filter} --out {out})
 
   # --- net/: the loopback rows (bench/net.cpp) and their CPython peers
   # (bench/python/bench_net.py), streams of 64 KiB instead of 64 MiB. The C++
@@ -145,7 +148,7 @@ if(CONCLAB_BUILD_BENCH)
                        "CONCLAB_BENCH_NET_BYTES=${net_bytes};CONCLAB_BENCH_SHUTDOWN_ITERATIONS=2")
   set(bench_net ${PROJECT_SOURCE_DIR}/bench/python/bench_net.py)
   add_test(NAME bench.python.net-smoke COMMAND ${Python3_EXECUTABLE} ${bench_net} --net-bytes ${net_bytes}
-           --min-time 0.01 --out ${smoke}/python-net.json)
+           --min-time 0.01 --repetitions 2 --out ${smoke}/python-net.json)
   set_tests_properties(bench.python.net-smoke PROPERTIES FIXTURES_SETUP bench_python_net TIMEOUT 120)
   set(cpp_net_rows)
   set(py_net_rows)
@@ -178,20 +181,57 @@ if(CONCLAB_BUILD_BENCH)
                 -- ${bench_cmd} --benchmark_filter=^net/)
   conclab_check(bench.python.net-fails-alone limited --nproc 1 ${py_net_args} --stage ${bench_net}
                 --stage ${peer} --python -- ${Python3_EXECUTABLE} ${bench_net} --net-bytes ${net_bytes}
-                --min-time 0.01 --out {out})
+                --min-time 0.01 --repetitions 1 --out {out})
   set_tests_properties(bench.cpp.net-fails-alone bench.python.net-fails-alone PROPERTIES SKIP_RETURN_CODE 77
                        ENVIRONMENT CONCLAB_BENCH_NET_BYTES=${net_bytes})
   if(CONCLAB_SANITIZER STREQUAL address)
     set_tests_properties(bench.cpp.net-fails-alone PROPERTIES  # as micro-fails-alone above
                          ENVIRONMENT_MODIFICATION "ASAN_OPTIONS=string_append::detect_leaks=0")
   endif()
+  # --- fanout/ (bench/fanout.cpp: C clients against fanout-server --model M) and
+  # its CPython peer (bench/python/bench_fanout.py: socketserver servers, the same
+  # client), small: 5 clients x 20 requests without a service time, 20 clients held
+  # 20 ms. Every design runs, each row measured (a failed one has no real_time),
+  # and the report has the section with every design's row and no error cell.
+  add_test(NAME bench.python.fanout-smoke COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/bench/python/bench_fanout.py
+           --client ${BIN}/fanout-client --cases 5x0,20x20 --connections 100 --min-time 0.01 --repetitions 2
+           --out ${smoke}/python-fanout.json)
+  set_tests_properties(bench.python.fanout-smoke PROPERTIES FIXTURES_SETUP bench_python_fanout TIMEOUT 180)
+  set(cpp_fanout_rows)
+  foreach(design floor iterative fork-per-client prefork-accept prefork-flock prefork-mutex prefork-fdpass
+          thread-per-client prethread-mutex prethread-main-accept select poll epoll epoll-threads
+          socketserver-threading socketserver-forking)
+    list(APPEND cpp_fanout_rows fanout/${design}/clients:5/sleep_ms:0/manual_time)
+  endforeach()
+  conclab_check(bench.cpp.fanout-rows bench-json ${smoke}/cpp.json ${cpp_fanout_rows}
+                fanout/epoll/clients:20/sleep_ms:20/manual_time fanout/prefork-mutex/clients:20/sleep_ms:20/manual_time)
+  conclab_check(bench.python.fanout-rows bench-json ${smoke}/python-fanout.json
+                python/fanout/iterative/clients:5/sleep_ms:0 python/fanout/socketserver-threading/clients:5/sleep_ms:0
+                python/fanout/socketserver-forking/clients:5/sleep_ms:0
+                python/fanout/socketserver-threading/clients:20/sleep_ms:20)
+  # The floor never sleeps: no floor row with a service time (it would show an efficiency far above 1).
+  # (bench.cpp.fanout-rows: the 20 x 20 ms rows of the others are there)
+  conclab_check(bench.cpp.fanout-floor-never-sleeps run --expect json=read --count "fanout/floor/clients:20/sleep_ms:20=0"
+                -- sh -c [=[cat "$0" && echo json=read]=] ${smoke}/cpp.json)
+  set_tests_properties(bench.cpp.fanout-rows bench.cpp.fanout-floor-never-sleeps PROPERTIES FIXTURES_REQUIRED bench_cpp)
+  set_tests_properties(bench.python.fanout-rows PROPERTIES FIXTURES_REQUIRED bench_python_fanout)
+  set(show_fanout [=["$0" "$1" "$2" --out "$3" >/dev/null && awk '/^## /{p=/^## Client fan-out/} p' "$3" &&
+                    echo fanout=shown]=])
+  conclab_check(bench.report-fanout-of-smoke-run run --expect fanout=shown
+                --count "## Client fan-out: server designs (UNP chapter 30)=1" --count "| prefork-fdpass | =3"
+                --count "**Pools against a fork per connection.**=1" --count "- `prefork-fdpass`: =1"
+                --count "against CPython's `socketserver-forking`=4" --count "errors**=0" --count "failed=0"
+                -- sh -c ${show_fanout} ${PROJECT_SOURCE_DIR}/scripts/report ${smoke}/cpp.json
+                ${smoke}/python-fanout.json ${smoke}/fanout-report/REPORT.md)
+  set_tests_properties(bench.report-fanout-of-smoke-run PROPERTIES FIXTURES_REQUIRED "bench_cpp;bench_python_fanout")
+
   # --- selectors/ and socketserver/ (bench/mux.cpp) and their CPython peer
   # (bench/python/bench_mux.py), 2 shutdowns instead of 16 (each waits up to
   # 0.5 s first). select() past FD_SETSIZE is written as impossible, which is
   # no failure (the programs exit 0); any other row must be measured.
   set(bench_mux ${PROJECT_SOURCE_DIR}/bench/python/bench_mux.py)
   add_test(NAME bench.python.mux-smoke COMMAND ${Python3_EXECUTABLE} ${bench_mux} --min-time 0.01
-           --shutdown-iterations 2 --out ${smoke}/python-mux.json)
+           --repetitions 2 --long-repetitions 1 --shutdown-iterations 2 --out ${smoke}/python-mux.json)
   set_tests_properties(bench.python.mux-smoke PROPERTIES FIXTURES_SETUP bench_python_mux TIMEOUT 120)
   set(cpp_mux_rows socketserver/shutdown/iterations:2/manual_time)
   set(py_mux_rows python/socketserver/shutdown)
@@ -223,7 +263,7 @@ if(CONCLAB_BUILD_BENCH)
   set_tests_properties(bench.report-mux-of-smoke-run PROPERTIES FIXTURES_REQUIRED "bench_cpp;bench_python_mux")
   # A bad shutdown count fails that row alone, saying why; the Python flag is checked.
   add_test(NAME bench.cpp.shutdown-iterations-bad COMMAND ${CMAKE_COMMAND} -E env CONCLAB_BENCH_SHUTDOWN_ITERATIONS=0
-           ${BIN}/conclab-bench --benchmark_filter=^socketserver/)
+           ${BIN}/conclab-bench --repetitions 1 --benchmark_filter=^socketserver/)
   set_tests_properties(bench.cpp.shutdown-iterations-bad PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION
                        "ERROR OCCURRED: 'CONCLAB_BENCH_SHUTDOWN_ITERATIONS='0' is not a number from 1 to 1000'")
   conclab_check(bench.python.mux-bad-args bad-args --says "--shutdown-iterations 0 => '0' is not a number from 1"
@@ -232,7 +272,7 @@ if(CONCLAB_BUILD_BENCH)
                 --says "--net-bytes 1x => '1x' is not a number of bytes" --extra "--filter (" -- ${bench_net})
   # conclab-bench takes the size from the environment: a bad one fails the rows that use it, saying why.
   add_test(NAME bench.cpp.net-bytes-bad COMMAND ${CMAKE_COMMAND} -E env CONCLAB_BENCH_NET_BYTES=64x
-           ${BIN}/conclab-bench --benchmark_filter=^net/memcpy)
+           ${BIN}/conclab-bench --repetitions 1 --benchmark_filter=^net/memcpy)
   set_tests_properties(bench.cpp.net-bytes-bad PROPERTIES TIMEOUT 60
                        PASS_REGULAR_EXPRESSION "ERROR OCCURRED: 'CONCLAB_BENCH_NET_BYTES='64x' is not a number")
 endif()
@@ -305,6 +345,10 @@ foreach(lang cpp python)
     set(zombies ${Python3_EXECUTABLE} ${LAB03}/zombies.py)
   endif()
   conclab_check(lab03.${lang}.forked run --expect model=forked --expect exit_ok=10 --count "say hi=10" -- ${forked})
+  # --sleep-ms makes every child sleep: a program that ignored it would end
+  # well under 0.1 s (the seed's children do not sleep).
+  conclab_check(lab03.${lang}.forked.sleep run --expect sleep_ms=100 --expect exit_ok=10 --min elapsed_s=0.1
+                -- ${forked} --sleep-ms 100)
   conclab_check(lab03.${lang}.no-shared-state run --expect parent_list_size=0 --count "ending []=1"
                 --count "say hi=4" -- ${noshare} --processes 4)
   conclab_check(lab03.${lang}.zombies run --expect state_before=Z --expect state_after=- --expect exit_status=7

@@ -36,7 +36,7 @@ import threading
 import time
 
 from bench_net import no_descriptor_left, one_cpu, open_descriptors, recv_exact
-from bench_workers import OneLineParser, measure, parse_run_args, write_results
+from bench_workers import OneLineParser, measure, parse_run_args, run_row, write_results
 
 FD_COUNTS = (10, 100, 1000, 10000)
 WAIT_LIMIT_S = 10  # the ready descriptor is there at once: a limit, not a hang
@@ -176,28 +176,20 @@ def main():
 
     rows = []
 
-    def emit(name, run):
-        row = {"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration", "time_unit": "us"}
-        try:
-            iterations, wall_s, cpu_s = run()
-        except Exception as e:
-            message = IMPOSSIBLE + str(e) if isinstance(e, Impossible) else f"{type(e).__name__}: {e}"
-            row.update(error_occurred=True, error_message=message, iterations=0, real_time=0, cpu_time=0)
-            print(f"{row['name']:<55} ERROR OCCURRED: {message!r}", flush=True)
-        else:
-            row.update(iterations=iterations, real_time=wall_s * 1e6, cpu_time=cpu_s * 1e6)
-            print(f"{row['name']:<55} {row['real_time']:12.3f} us {iterations:8d}", flush=True)
-        rows.append(row)
+    def error_message(e):
+        return IMPOSSIBLE + str(e) if isinstance(e, Impossible) else f"{type(e).__name__}: {e}"
 
     for backend in SELECTORS:
         for n in FD_COUNTS:
             name = f"selectors/{backend}/fds:{n}"
             if pattern.search(name):
-                emit(name, lambda: measure_row(wait_cost(backend, n), args.min_time))
-                rows[-1]["fds"] = n
+                run_row(rows, name, "us", args.repetitions,
+                        lambda: (*measure_row(wait_cost(backend, n), args.min_time), {"fds": n}), error_message)
     if pattern.search("socketserver/shutdown"):
+        # Each repetition waits up to POLL_INTERVAL_S per shutdown: a long row.
         with one_cpu():
-            emit("socketserver/shutdown", lambda: shutdown_latency(args.shutdown_iterations))
+            run_row(rows, "socketserver/shutdown", "us", args.long_repetitions,
+                    lambda: (*shutdown_latency(args.shutdown_iterations), {}), error_message)
 
     return write_results(rows, args.out, "bench_mux.py")
 

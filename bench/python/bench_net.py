@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 
-from bench_workers import OneLineParser, measure, parse_run_args, write_results
+from bench_workers import OneLineParser, measure, parse_run_args, run_row, write_results
 
 STREAM_BYTES = 64 << 20  # the default of conclab-bench's CONCLAB_BENCH_NET_BYTES
 MAX_STREAM_BYTES = 1 << 30
@@ -270,21 +270,13 @@ def main():
     for name, (prepare, unit, moves_bytes) in ROWS.items():
         if not pattern.search(name):
             continue
-        row = {"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration", "time_unit": unit}
-        try:
+
+        def once():
             iterations, wall_s, cpu_s = measure_row(prepare, args.net_bytes, args.min_time)
-        except Exception as e:
-            row.update(error_occurred=True, error_message=f"{type(e).__name__}: {e}", iterations=0,
-                       real_time=0, cpu_time=0)
-            print(f"{row['name']:<55} ERROR OCCURRED: {row['error_message']!r}", flush=True)
-            rows.append(row)
-            continue
-        scale = {"ms": 1e3, "us": 1e6}[unit]
-        row.update(iterations=iterations, real_time=wall_s * scale, cpu_time=cpu_s * scale)
-        if moves_bytes:
-            row.update(bytes=args.net_bytes, bytes_per_second=args.net_bytes / wall_s)
-        rows.append(row)
-        print(f"{row['name']:<55} {row['real_time']:12.3f} {unit:<2} {iterations:8d}", flush=True)
+            counters = {"bytes": args.net_bytes, "bytes_per_second": args.net_bytes / wall_s} if moves_bytes else {}
+            return iterations, wall_s, cpu_s, counters
+
+        run_row(rows, name, unit, args.repetitions, once)
 
     return write_results(rows, args.out, "bench_net.py", net_bytes=args.net_bytes)
 

@@ -7,7 +7,10 @@ scripts/report can put each row beside its C++ twin:
     bench_workers.py --cases 5x1000,100x100 --out python.json
 
 Timing follows Google Benchmark's rule: repeat a row until it has run for at
-least --min-time seconds (at least once), report the mean per iteration.
+least --min-time seconds (at least once), report the mean per iteration; and
+measure each row --repetitions times (5), or --long-repetitions times (4)
+when it takes a second or more, each repetition an entry of the JSON
+("repetitions", "repetition_index"), as conclab-bench writes them.
 
 A row that fails (a thread or process that cannot start, a lost result) is
 written as Google Benchmark writes one ended by SkipWithError:
@@ -41,7 +44,12 @@ import time
 # makes forkserver the default on Linux.
 FORK = multiprocessing.get_context("fork")
 
-CPU_ITERATIONS = 1_000_000  # kCpuIterations in bench/bench.hpp
+# The steps of one work:cpu task: about 75 ms here, as conclab-bench's 75
+# million (kCpuIterations in bench/bench.hpp): one task takes about as long
+# in both languages, so that speed-ups compare concurrency, not start-up costs.
+CPU_ITERATIONS = 1_000_000
+CPU_TASK_S = 0.075  # about how long one such task takes (sizes the repetitions)
+LONG_ROW_S = 1.0  # a row expected to take this long or longer is long: --long-repetitions
 MASK = (1 << 64) - 1
 
 
@@ -170,8 +178,16 @@ def pool_size(tasks):
     return min(tasks, POOL_CAP)
 
 
+def echo(value):
+    """The warm-up task: a round trip through a worker, no work."""
+    return value
+
+
 def run_pool(pool_class):
-    """A pool (made once per row, outside the timing) mapping work over the tasks, one task per chunk."""
+    """A pool (made once per row, outside the timing) mapping work over the tasks, one task per chunk.
+
+    Its warm-up runs an empty task per worker: the workers' CPU time is read
+    when they are reaped, after the timing, and the warm-up's counts in it."""
     def prepare(tasks, sleep_ms):
         pool = pool_class(pool_size(tasks))
 
@@ -189,7 +205,7 @@ def run_pool(pool_class):
                 pool.close()
             pool.join()
         try:
-            run()  # warm up: every worker started
+            pool.map_async(echo, range(tasks), chunksize=1).get(HANG_S)  # warm up: every worker started
         except BaseException:
             clean_up(True)
             raise
@@ -422,6 +438,12 @@ def positive_float(text):
     return value
 
 
+def repetition_count(text):
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of repetitions from 1 to 100")
+    return int(text)
+
+
 def parse_case(text):
     """"NxT" -> (N, T); "Nxcpu" -> (N, 0), as conclab-bench's --cases."""
     m = re.fullmatch(r"(\d+)x(\d+|cpu)", text)
@@ -446,34 +468,13 @@ def main():
     args, pattern = parse_run_args(parser)
 
     rows = []
-
-    def emit(name, iterations, wall_s, cpu_s, unit, counters):
-        scale = {"ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
-        row = {"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration",
-               "iterations": iterations, "real_time": wall_s * scale, "cpu_time": cpu_s * scale,
-               "time_unit": unit, **counters}
-        rows.append(row)
-        print(f"{row['name']:<55} {row['real_time']:12.3f} {unit:<2} {iterations:8d}", flush=True)
-
-    def emit_error(name, unit, error):
-        """A failed row, in the shape Google Benchmark gives a row ended by SkipWithError."""
-        message = f"{type(error).__name__}: {error}"
-        rows.append({"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration",
-                     "error_occurred": True, "error_message": message, "iterations": 0,
-                     "real_time": 0, "cpu_time": 0, "time_unit": unit})
-        print(f"{'python/' + name:<55} ERROR OCCURRED: {message!r}", flush=True)
+    cores = os.cpu_count() or 1
 
     # The microbenchmarks first, while the process is small, as conclab-bench does.
     for name, fn in MICRO.items():
         if pattern.search(name):
-            try:
-                iterations, wall_s, cpu_s = measure(fn, args.min_time)
-            except Exception as e:
-                emit_error(name, "us", e)
-                discard_manager()
-                continue
-            unit = "ns" if wall_s < 1e-6 else "us"
-            emit(name, iterations, wall_s, cpu_s, unit, {})
+            run_row(rows, name, None, args.repetitions, lambda: (*measure(fn, args.min_time), {}),
+                    on_error=discard_manager)
     shut_down_helpers()  # the worker rows run without the micro pool's processes and threads
 
     for model, (concurrency, prepare) in MODELS.items():
@@ -485,28 +486,66 @@ def main():
             ideal_s = sleep_ms / 1000 * math.ceil(tasks / concurrency(tasks))
             if ideal_s > args.max_ideal_s or not pattern.search(name):
                 continue
-            try:
+            expected_s = ideal_s if sleep_ms else CPU_TASK_S * math.ceil(tasks / min(concurrency(tasks), cores))
+
+            def once():
                 run, clean_up = prepare(tasks, sleep_ms)
                 iterations, wall_s, cpu_s = measure(run, args.min_time, clean_up)
-            except Exception as e:
-                emit_error(name, "ms", e)
-                discard_manager()
-                continue
-            counters = {"cpu_s": cpu_s, "tasks": tasks}
-            if sleep_ms:
-                counters.update(ideal_s=ideal_s, efficiency=ideal_s / wall_s,
-                                overhead_us=(wall_s - ideal_s) / tasks * 1e6, sleep_ms=sleep_ms)
-            emit(name, iterations, wall_s, cpu_s, "ms", counters)
+                counters = {"cpu_s": cpu_s, "tasks": tasks}
+                if sleep_ms:
+                    counters.update(ideal_s=ideal_s, efficiency=ideal_s / wall_s,
+                                    overhead_us=(wall_s - ideal_s) / tasks * 1e6, sleep_ms=sleep_ms)
+                return iterations, wall_s, cpu_s, counters
+
+            repetitions = args.long_repetitions if expected_s >= LONG_ROW_S else args.repetitions
+            run_row(rows, name, "ms", repetitions, once, on_error=discard_manager)
 
     shut_down_helpers()
-    return write_results(rows, args.out, "bench_workers.py")
+    return write_results(rows, args.out, "bench_workers.py", cpu_steps=CPU_ITERATIONS)
+
+
+def run_row(rows, name, unit, repetitions, once, error_message=lambda e: f"{type(e).__name__}: {e}", on_error=None):
+    """Measure row `name` `repetitions` times and append each repetition to rows, as Google Benchmark
+    writes them; returns False when the row failed.
+
+    once() measures one repetition: (iterations, wall_s, cpu_s, counters), times per iteration.
+    unit: "ms", "us", "ns", or None for ns below a microsecond, else us. An exception from once()
+    ends the row with a failed entry (error_occurred, error_message(e)), in the shape of a row
+    ended by SkipWithError; the rows after it still run. on_error() runs first, while the
+    exception still holds the failed row's objects: a Manager's proxies among them would, once
+    freed, call a server that may no longer answer (discard_manager() kills it first).
+    """
+    for i in range(repetitions):
+        entry = {"name": "python/" + name, "run_name": "python/" + name, "run_type": "iteration",
+                 "repetitions": repetitions, "repetition_index": i, "threads": 1}
+        try:
+            iterations, wall_s, cpu_s, counters = once()
+        except Exception as e:
+            message = error_message(e)
+            if on_error:
+                on_error()
+            rows.append({**entry, "error_occurred": True, "error_message": message, "iterations": 0,
+                         "real_time": 0, "cpu_time": 0, "time_unit": unit or "us"})
+            print(f"{entry['name']:<55} ERROR OCCURRED: {message!r}", flush=True)
+            return False
+        row_unit = unit or ("ns" if wall_s < 1e-6 else "us")
+        scale = {"ms": 1e3, "us": 1e6, "ns": 1e9}[row_unit]
+        rows.append({**entry, "iterations": iterations, "real_time": wall_s * scale, "cpu_time": cpu_s * scale,
+                     "time_unit": row_unit, **counters})
+        print(f"{entry['name']:<55} {wall_s * scale:12.3f} {row_unit:<2} {iterations:8d}  #{i + 1}/{repetitions}",
+              flush=True)
+    return True
 
 
 def parse_run_args(parser):
-    """Add the flags every Python peer shares (--min-time, --filter, --out),
-    parse the command line; returns (args, the compiled --filter)."""
+    """Add the flags every Python peer shares (--min-time, --repetitions, --long-repetitions, --filter,
+    --out), parse the command line; returns (args, the compiled --filter)."""
     parser.add_argument("--min-time", type=positive_float, default=0.5,
-                        help="run each row at least this many seconds (default %(default)s)")
+                        help="run each repetition of a row at least this many seconds (default %(default)s)")
+    parser.add_argument("--repetitions", type=repetition_count, default=5,
+                        help="measure each row this many times: median and spread (default %(default)s)")
+    parser.add_argument("--long-repetitions", type=repetition_count, default=4,
+                        help="... but rows of a second or more this many times (default %(default)s)")
     parser.add_argument("--filter", default=".", help="regex on the name without 'python/' (default: all)")
     parser.add_argument("--out", help="write the JSON here (default: stdout only)")
     args = parser.parse_args()

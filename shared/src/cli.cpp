@@ -50,8 +50,9 @@ void add_counter_flags(CLI::App& app, CounterFlags& flags) {
 
 void add_net_flags(CLI::App& app, NetFlags& flags, const std::string& role) {
   app.add_option("--host", flags.host, fmt::format("host name or address to {}", role))->capture_default_str();
-  app.add_option("--port", flags.port, fmt::format("port to {}", role) + (role == "listen on" ? " (0: any free port)" : ""))
-      ->check(int_in_range(0, 65535))
+  const bool listens = role == "listen on";  // port 0 picks a free port; there is none to connect to
+  app.add_option("--port", flags.port, fmt::format("port to {}", role) + (listens ? " (0: any free port)" : ""))
+      ->check(int_in_range(listens ? 0 : 1, 65535))
       ->capture_default_str();
 }
 

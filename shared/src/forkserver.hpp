@@ -2,13 +2,19 @@
 //
 // A Pool never forks its workers from its own, multi-threaded process: after
 // fork() only the forking thread exists in the child, and a lock another
-// thread held at that moment (a mutex of the program, the lock of a stdio
-// FILE, one inside malloc) stays locked there forever, so a worker could hang
-// alive. Instead the pool starts a fork server, as CPython's "forkserver"
+// thread held at that moment (a mutex of the program, one inside a library)
+// stays locked there forever, so a worker could hang alive. (glibc's fork()
+// resets its own locks in the child, malloc's arenas and stdio's, those of
+// every FILE included, even one another thread holds with flockfile(); what
+// they guarded may be half-updated, and no C library resets the program's.)
+// Instead the pool starts a fork server, as CPython's "forkserver"
 // start method does: posix_spawn() runs this very program again (a fresh
 // image, /proc/self/exe) with CONCLAB_FORKSERVER in its environment; before
 // main() a constructor of libconclab sees it and becomes the server, a
 // process with one thread that never takes a lock another thread could hold.
+// One thread only while nothing before that constructor starts a thread: a
+// global object of the program whose constructor starts one would run in the
+// server too, and the server's forks would no longer be safe (pool.hpp).
 // The server forks each worker when the pool asks, hands the pool the
 // worker's channel over its socket (SCM_RIGHTS), reaps workers and
 // reports each death with its wait status.

@@ -178,9 +178,11 @@ void Process::join() {
   reap(true);
 }
 
-bool Process::join_for(std::chrono::milliseconds timeout) {
+bool Process::join_for(std::chrono::nanoseconds timeout) {
   if (pid_ < 0) throw UsageError(fmt::format("{}: can only join a started process", name_));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto until = detail::deadline_after(timeout);
+  if (!until) return reap(true);  // no deadline (hours::max()): as join()
+  const auto deadline = *until;
   if (!pidfd_ && !exitcode_) {
     // Opened only here: a pidfd becomes readable when the child ends, which
     // is what poll() can wait on with a timeout.

@@ -6,6 +6,7 @@
 // non-blocking call (MSG_DONTWAIT, or an O_NONBLOCK descriptor for accept and
 // connect) and wait in poll() for readiness, for the deadline and for the
 // stop pipe: that is how a timeout and a Ctrl-C reach a thread blocked in recv.
+#include "conclab/clock.hpp"
 #include "conclab/socket.hpp"
 
 #include <arpa/inet.h>
@@ -198,7 +199,7 @@ Socket::Socket(unique_fd fd) : fd_(std::move(fd)) {
 
 std::optional<Clock::time_point> Socket::deadline() const {
   if (!timeout_ || *timeout_ <= std::chrono::nanoseconds::zero()) return std::nullopt;
-  return Clock::now() + *timeout_;
+  return detail::deadline_after(*timeout_);  // a timeout too large for a deadline: none (never overflows)
 }
 
 int Socket::io_flags() const noexcept {
@@ -535,24 +536,42 @@ Socket create_server(const std::string& host, std::uint16_t port, Type type, int
 }
 
 Socket create_connection(const std::string& host, std::uint16_t port, Timeout timeout) {
-  const auto infos = resolve(host, port, Type::stream);
+  return detail::connect_first(resolve(host, port, Type::stream), timeout);
+}
+
+namespace detail {
+
+Socket connect_first(const std::vector<AddrInfo>& infos, Timeout timeout) {
+  if (infos.empty()) throw std::invalid_argument("create_connection: no address to try");
   int last_err = 0;
+  const char* last_call = "connect";
   std::exception_ptr last_timeout;
   for (const auto& info : infos) {
-    Socket s(info.family, info.type, info.protocol);
-    s.settimeout(timeout);
+    // Everything for one address inside the try, as Python's create_connection:
+    // a socket() that fails (a family or protocol this kernel lacks) is that
+    // address's error, and the next address is tried.
+    const char* call = "socket";
     try {
+      Socket s(info.family, info.type, info.protocol);
+      call = "settimeout";
+      s.settimeout(timeout);
+      call = "connect";
       const int err = s.connect_ex(info.address);
       if (err == 0) return s;
       last_err = err;
+      last_call = call;
     } catch (const TimeoutError&) {
       last_timeout = std::current_exception();
+    } catch (const std::system_error& e) {  // SocketError, or fcntl's error from settimeout
+      last_err = e.code().value();
+      last_call = call;
     }
   }
   if (last_err == 0 && last_timeout) std::rethrow_exception(last_timeout);
-  throw SocketError(last_err, "connect",
-                    infos.size() == 1 ? infos[0].address.str() : "tried " + tried_list(infos));
+  throw SocketError(last_err, last_call, infos.size() == 1 ? infos[0].address.str() : "tried " + tried_list(infos));
 }
+
+}  // namespace detail
 
 Socket create_unix_server(const std::string& path, int backlog) {
   Socket s(Family::unix_path, Type::stream);

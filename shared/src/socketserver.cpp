@@ -1,6 +1,8 @@
 // socketserver.cpp — the server loop and the Threading / Forking mix-ins.
 #include "conclab/socketserver.hpp"
 
+#include "conclab/clock.hpp"
+
 #include <sys/eventfd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -106,7 +108,7 @@ bool BaseServer::handle_request() {
   if (closed_) throw UsageError("handle_request: the server is closed");
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> until;
-  if (timeout) until = Clock::now() + std::chrono::ceil<Clock::duration>(*timeout);
+  if (timeout) until = detail::deadline_after(*timeout);  // too large for a deadline: none (never overflows)
   for (;;) {
     std::optional<std::chrono::nanoseconds> left;
     if (until) left = std::max(Clock::duration::zero(), *until - Clock::now());

@@ -28,17 +28,6 @@ std::string next_default_name() {
   static std::atomic<unsigned> counter{0};
   return fmt::format("Thread-{}", ++counter);
 }
-
-// The steady_clock deadline `timeout` from now, or nullopt ("no deadline")
-// when `timeout` is nanoseconds::max() or the deadline lies beyond what
-// steady_clock can represent (some 292 years after boot).
-std::optional<std::chrono::steady_clock::time_point> deadline_after(std::chrono::nanoseconds timeout) {
-  using clock = std::chrono::steady_clock;
-  const auto now = clock::now();
-  if (timeout == std::chrono::nanoseconds::max() || timeout > clock::time_point::max() - now) return std::nullopt;
-  return now + std::chrono::duration_cast<clock::duration>(timeout);
-}
-
 }  // namespace
 
 // Shared between the Thread object and the running thread, so that a daemon
@@ -163,7 +152,7 @@ bool Thread::join_for(std::chrono::nanoseconds timeout) {
   check_joinable();
   {
     auto ended = [&] { return state_->ended; };
-    const auto deadline = deadline_after(timeout);
+    const auto deadline = detail::deadline_after(timeout);
     std::unique_lock lock(state_->mutex);
     if (!deadline)
       state_->ended_cv.wait(lock, ended);
@@ -230,7 +219,7 @@ void RLock::acquire() { acquire_until(std::nullopt); }
 
 bool RLock::try_acquire() { return acquire_until(std::chrono::steady_clock::time_point::min()); }
 
-bool RLock::acquire_for(std::chrono::nanoseconds timeout) { return acquire_until(deadline_after(timeout)); }
+bool RLock::acquire_for(std::chrono::nanoseconds timeout) { return acquire_until(detail::deadline_after(timeout)); }
 
 bool RLock::acquire_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
   const auto me = std::this_thread::get_id();

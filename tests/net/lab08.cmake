@@ -3,7 +3,7 @@
 set(lab08_check ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/net/lab08_check.py --bin-dir ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}
     --sanitizer=${CONCLAB_SANITIZER})
 foreach(server iterative threaded python)
-  foreach(test curl protocol faults)
+  foreach(test curl protocol faults signals)
     add_test(NAME lab08.${test}.${server} COMMAND ${lab08_check} ${test} ${server})
   endforeach()
 endforeach()

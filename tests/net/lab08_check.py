@@ -5,6 +5,7 @@
     lab08_check.py --bin-dir DIR same-bytes        C++ (both) and Python answer the same bytes to the same requests
     lab08_check.py --bin-dir DIR protocol SERVER   pipelining, Connection: close, HTTP/1.0, 431, 400, bodies, HEAD
     lab08_check.py --bin-dir DIR faults SERVER     idle, cut, reset and flooding clients; no descriptor leak; SIGTERM
+    lab08_check.py --bin-dir DIR signals SERVER    SIGINT and SIGTERM, idle and with a client mid-request: exit 0, summary
     lab08_check.py --bin-dir DIR threads-joined    the threaded server joins its finished threads as it goes
     lab08_check.py --bin-dir DIR wrk SERVER        a 3-second wrk run with no error (prints the requests/s)
     lab08_check.py --bin-dir DIR seed              the seed's server, as it is: no length, one answer, then close
@@ -15,6 +16,7 @@ import argparse
 import pathlib
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -321,6 +323,27 @@ def test_faults(bin_dir, name):
         check(server.errors() == [], f"stderr: {server.errors()}")
 
 
+def test_signals(bin_dir, name):
+    """SIGINT and SIGTERM each stop the server with exit 0 and its summary, idle or with a client mid-request."""
+    for signo in (signal.SIGINT, signal.SIGTERM):
+        for with_client in (False, True):
+            what = f"{name} after {signal.Signals(signo).name}{' with a client' if with_client else ''}"
+            with start(bin_dir, name) as server:
+                s = None
+                if with_client:  # one request answered, then half of the next when the signal comes
+                    s = connect(server.port)
+                    s.sendall(GET)
+                    check(read_exact(s, len(HELLO)) == HELLO, f"{what}: no answer before the signal")
+                    s.sendall(b"GET / HTTP/1.1\r\n")
+                server.stop(signo)
+                if s:
+                    s.close()
+                model = "iterative" if name == "python" else name
+                want = f"model={model} served={1 if with_client else 0} requests={1 if with_client else 0}"
+                check(server.output()[-1:] == [want], f"{what}: last line {server.output()[-1:]}, expected {want}")
+                check(server.errors() == [], f"{what}: stderr {server.errors()}")
+
+
 def test_threads_joined(bin_dir):
     """Finished threads are joined as the server goes: their stacks stay mapped until then."""
     if SANITIZER == "thread":
@@ -387,12 +410,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin-dir", type=pathlib.Path, required=True)
     parser.add_argument("--sanitizer", default="", help="CONCLAB_SANITIZER of the build (thread, address or none)")
-    parser.add_argument("test", choices=["curl", "same-bytes", "protocol", "faults", "threads-joined", "wrk", "seed"])
+    parser.add_argument("test", choices=["curl", "same-bytes", "protocol", "faults", "signals", "threads-joined", "wrk", "seed"])
     parser.add_argument("server", nargs="?", choices=["iterative", "threaded", "python"])
     args = parser.parse_args()
     global SANITIZER
     SANITIZER = args.sanitizer
-    tests = {"curl": test_curl, "protocol": test_protocol, "faults": test_faults, "wrk": test_wrk}
+    tests = {"curl": test_curl, "protocol": test_protocol, "faults": test_faults, "signals": test_signals, "wrk": test_wrk}
     if args.test in tests:
         tests[args.test](args.bin_dir, args.server)
     else:

@@ -3,7 +3,7 @@
 # time or all at once, faults, and the clients' own edge cases.
 set(lab09_check ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/net/lab09_check.py --bin-dir ${CMAKE_RUNTIME_OUTPUT_DIRECTORY})
 foreach(server iterative threaded socketserver python python-threaded python-socketserver)
-  foreach(test interop bytes faults)
+  foreach(test interop bytes faults signals)
     add_test(NAME lab09.${test}.${server} COMMAND ${lab09_check} ${test} ${server})
   endforeach()
 endforeach()

@@ -8,6 +8,7 @@
     lab09_check.py --bin-dir DIR concurrent SERVER  two callers served at once (threaded, socketserver and their Python)
     lab09_check.py --bin-dir DIR faults SERVER    resets, hang-ups without exit, floods, idle callers: no
                                                   crash, no descriptor leak; SIGTERM with a caller: exit 0
+    lab09_check.py --bin-dir DIR signals SERVER   SIGINT and SIGTERM, with no caller and with one on the line: exit 0
     lab09_check.py --bin-dir DIR client CLIENT    end of stdin, an empty line, a bot that hangs up or is silent
 
 SERVER: iterative, threaded, socketserver (C++), python, python-threaded, python-socketserver;
@@ -16,6 +17,7 @@ CLIENT: cpp, python.
 import argparse
 import pathlib
 import re
+import signal
 import socket
 import sys
 import threading
@@ -240,6 +242,22 @@ def test_faults(bin_dir, name):
         print("\n".join(server.output()))
 
 
+def test_signals(bin_dir, name):
+    """SIGINT and SIGTERM each stop the bot with exit 0 and its summary, with no caller or one on the line."""
+    for signo in (signal.SIGINT, signal.SIGTERM):
+        for with_caller in (False, True):
+            what = f"{name} after {signal.Signals(signo).name}{' with a caller' if with_caller else ''}"
+            with start(bin_dir, name) as server:
+                s = greeted(server.port, what) if with_caller else None
+                server.stop(signo)
+                if s:
+                    s.close()
+                last = server.output()[-1] if server.output() else ""
+                want = f"model={model(name)} served={1 if with_caller else 0}"
+                check(last.startswith(want), f"{what}: last line {last!r}, expected {want}...")
+                check(server.errors() == [], f"{what}: stderr {server.errors()}")
+
+
 # --- the clients --------------------------------------------------------------------------------
 
 
@@ -312,11 +330,11 @@ def test_client(bin_dir, name):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin-dir", type=pathlib.Path, required=True)
-    parser.add_argument("test", choices=["interop", "bytes", "waits", "concurrent", "faults", "client"])
+    parser.add_argument("test", choices=["interop", "bytes", "waits", "concurrent", "faults", "signals", "client"])
     parser.add_argument("name")
     args = parser.parse_args()
     {"interop": test_interop, "bytes": test_bytes, "waits": test_waits, "concurrent": test_concurrent,
-     "faults": test_faults, "client": test_client}[args.test](args.bin_dir, args.name)
+     "faults": test_faults, "signals": test_signals, "client": test_client}[args.test](args.bin_dir, args.name)
     return netlib.finish()
 
 

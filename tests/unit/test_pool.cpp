@@ -1,6 +1,7 @@
 #include "conclab/pool.hpp"
 
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -17,15 +18,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "conclab/process.hpp"
 #include "conclab/wire.hpp"
+#include "proc_counts.hpp"
 
 using namespace std::chrono_literals;
 using conclab::AsyncResult;
@@ -73,6 +78,37 @@ int announce_and_pause(std::string fifo) {
   ::close(fd);
   return pause_forever(0);
 }
+// A gate for tasks, in a worker process or a thread: a task that calls
+// wait_at_gate(gate.path) blocks until the test calls gate.open(n), which
+// lets n tasks through. The test holds the FIFO open for reading and writing,
+// so no open() blocks and the bytes wait in the pipe for the tasks that come;
+// when the gate goes (the end of a failed test), a waiting task reads end of
+// file and returns -1, so no pool waits forever on it.
+struct Gate {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("conclab-gate-" + std::to_string(::getpid()) + "-" + std::to_string(++count)))
+                         .string();
+  conclab::unique_fd fd;
+  Gate() {
+    if (::mkfifo(path.c_str(), 0600) == 0) fd.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  }
+  ~Gate() { ::unlink(path.c_str()); }
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+  [[nodiscard]] bool ok() const { return static_cast<bool>(fd); }
+  void open(std::size_t n = 1) { (void)!::write(fd.get(), std::string(n, 'x').data(), n); }
+  static inline std::atomic<int> count{0};
+};
+// Waits at the gate; 7 once let through, -1 when the gate is gone.
+int wait_at_gate(std::string fifo) {
+  int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+  char c = 0;
+  const bool through = fd >= 0 && ::read(fd, &c, 1) == 1;
+  if (fd >= 0) ::close(fd);
+  return through ? 7 : -1;
+}
+// The same, returning the pid of the worker that ran it.
+pid_t pid_after_gate(std::string fifo) { return wait_at_gate(std::move(fifo)) == 7 ? ::getpid() : -1; }
 // The descriptors open in the calling process, but the one that lists them.
 std::vector<int> open_descriptors(int) {
   std::vector<int> fds;
@@ -298,14 +334,17 @@ TEST(Pool, MisuseIsReported) {
   EXPECT_THROW(Pool(0), std::invalid_argument);
   EXPECT_THROW(Pool(-3), std::invalid_argument);
   Pool pool(1);
+  Gate gate;  // after the pool: gone first, so a task still waiting at it ends
+  ASSERT_TRUE(gate.ok());
   EXPECT_THROW(pool.join(), UsageError);  // still running
-  auto pending = pool.apply_async(slow, 20);
-  EXPECT_THROW((void)pending.successful(), UsageError);  // not ready yet
+  auto pending = pool.apply_async(wait_at_gate, gate.path);
+  EXPECT_THROW((void)pending.successful(), UsageError);  // not ready: it waits at the gate
   pool.close();
   EXPECT_THROW(pool.apply_async(add100, 1), UsageError);
   EXPECT_THROW(pool.map(add100, std::vector<int>{1}), UsageError);
+  gate.open();
   pool.join();
-  EXPECT_EQ(pending.get(), 20);  // close() let it finish
+  EXPECT_EQ(pending.get(), 7);  // close() let it finish
 }
 
 TEST(Pool, GetWithTimeout) {
@@ -315,6 +354,43 @@ TEST(Pool, GetWithTimeout) {
   EXPECT_FALSE(r.ready());
   EXPECT_EQ(r.get(10s), 300);
   EXPECT_TRUE(r.wait(0ms));
+}
+
+// get(timeout), wait(timeout) and a stream's next(timeout) with a timeout too
+// large for a deadline wait for the result (they used to add
+// ceil<nanoseconds>(hours::max()) to now, which overflows, and time out at
+// once); one too small polls. The tasks end when a thread opens their gate,
+// some 50 ms later.
+TEST(Pool, HugeGetTimeoutWaitsForTheResult) {
+  auto check = [](auto timeout, const char* what) {
+    Pool pool(2);
+    ThreadPool threads(1);
+    Gate gate;  // after the pools: gone first, so a task still waiting at it ends
+    ASSERT_TRUE(gate.ok());
+    auto in_process = pool.apply_async(wait_at_gate, gate.path);
+    auto in_thread = threads.apply_async(wait_at_gate, gate.path);
+    auto stream = pool.imap(wait_at_gate, std::vector<std::string>{gate.path});
+    EXPECT_FALSE(in_process.wait(std::chrono::hours::min())) << what;  // the gate is shut: a poll, false
+    EXPECT_THROW((void)in_thread.get(-timeout), conclab::TimeoutError) << what;
+    EXPECT_THROW((void)stream.next(std::chrono::hours::min()), conclab::TimeoutError) << what;
+    std::jthread opener([&] {
+      std::this_thread::sleep_for(50ms);  // not a readiness wait: every call below must wait either way
+      gate.open(3);
+    });
+    try {
+      EXPECT_EQ(in_process.get(timeout), 7) << what;
+      EXPECT_TRUE(in_process.wait(timeout)) << what;
+      EXPECT_EQ(in_thread.get(timeout), 7) << what;
+      EXPECT_EQ(stream.next(timeout), std::optional<int>(7)) << what;
+      EXPECT_EQ(stream.next(timeout), std::nullopt) << what;
+    } catch (const conclab::TimeoutError& e) {
+      ADD_FAILURE() << what << ": " << e.what();
+    }
+  };
+  check(std::chrono::hours::max(), "hours::max()");
+  check(std::chrono::nanoseconds::max(), "nanoseconds::max()");
+  check(std::chrono::seconds(std::numeric_limits<long long>::max()), "seconds(LLONG_MAX)");
+  check(std::chrono::duration<double>(1e300), "duration<double>(1e300)");
 }
 
 TEST(Pool, TerminateFailsUnfinishedTasksAndLeavesNoWorker) {
@@ -409,6 +485,24 @@ TEST(Pool, FewTasksSpreadOverTheWorkers) {
   EXPECT_EQ(std::set<pid_t>(pids.begin(), pids.end()).size(), 3u);
 }
 
+// Lab 05's first wave: ten tasks submitted one by one to Pool(5) are dealt
+// out one per worker in turn, so tasks 0..4 run on five different workers
+// at once, and 5..9 each wait behind one of them. The tasks wait at a gate,
+// so that none ends (freeing its worker) while the others are dealt.
+TEST(Pool, TheFirstWaveGoesToEveryWorker) {
+  Pool pool(5);
+  Gate gate;  // after the pool: gone first, so a task still waiting at it ends
+  ASSERT_TRUE(gate.ok());
+  std::vector<AsyncResult<pid_t>> results;
+  for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(pid_after_gate, gate.path));
+  gate.open(10);
+  std::vector<pid_t> pids;
+  for (auto& r : results) pids.push_back(r.get(10s));
+  EXPECT_EQ(std::set<pid_t>(pids.begin(), pids.begin() + 5).size(), 5u) << "tasks 0..4 shared a worker";
+  EXPECT_EQ(std::set<pid_t>(pids.begin() + 5, pids.end()).size(), 5u) << "tasks 5..9 shared a worker";
+  EXPECT_EQ(std::count(pids.begin(), pids.end(), -1), 0);
+}
+
 // --- issue 6: fork safety, descriptors, failure paths, callbacks outside locks ------------
 
 // Another thread of this program holds a lock of its own and stdout's lock
@@ -462,9 +556,19 @@ TEST(Pool, WorkersInheritNoStrayDescriptor) {
 // nothing waits forever. The pool is made to fail for real: as an
 // unprivileged user, its fork server is held to RLIMIT_NPROC 1, so its
 // fork() of the replacement fails with EAGAIN.
+//
+// Root ignores RLIMIT_NPROC: as root, the child becomes a spare uid (chosen
+// by the parent, before fork), one no other process uses. It used to become
+// nobody, whose tasks other tests running at once (ctest -j, another
+// checkout) also count.
+uid_t limited_uid = 0;
+bool become_limited_uid() {
+  if (::geteuid() != 0) return true;
+  return ::setgroups(0, nullptr) == 0 && ::setgid(limited_uid) == 0 && ::setuid(limited_uid) == 0;
+}
+
 int replacement_fails() {
-  constexpr uid_t kNobody = 65534;
-  if (::geteuid() == 0 && (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)) return 9;  // root ignores RLIMIT_NPROC
+  if (!become_limited_uid()) return 9;
   Pool pool(1);
   if (pool.apply(add100, 1) != 101) return 10;
   rlimit limit{1, 1};
@@ -501,6 +605,7 @@ int replacement_fails() {
 }
 
 TEST(Pool, AWorkerThatCannotBeReplacedBreaksThePool) {
+  limited_uid = conclab::test::spare_uid();
   EXPECT_EQ(in_child(replacement_fails), 0) << "see the return codes in replacement_fails (-1: it hung)";
 }
 
@@ -602,9 +707,8 @@ TEST(Pool, GetReturnsAValueNotAReferenceIntoTheResult) {
 // after ending the threads it started (it used to hang joining them). The
 // limit is real: RLIMIT_NPROC, which binds an unprivileged user only.
 int thread_start_fails() {
-  constexpr uid_t kNobody = 65534;
-  if (::geteuid() == 0) {  // root ignores RLIMIT_NPROC: become nobody
-    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 20;
+  if (::geteuid() == 0) {  // root ignores RLIMIT_NPROC: become a spare uid
+    if (!become_limited_uid()) return 20;
     ::prctl(PR_SET_DUMPABLE, 1);  // setuid made /proc/self root's: count ourselves too
   }
   const uid_t me = ::geteuid();
@@ -637,5 +741,6 @@ int thread_start_fails() {
 }
 
 TEST(ThreadPool, AThreadThatCannotStartFailsTheConstructor) {
+  limited_uid = conclab::test::spare_uid();
   EXPECT_EQ(in_child(thread_start_fails), 0) << "see the return codes in thread_start_fails (-1: it hung)";
 }

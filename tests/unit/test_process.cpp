@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <csignal>
+#include <limits>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -121,6 +122,37 @@ TEST(Process, JoinWithTimeoutReportsWhetherTheChildEnded) {
   EXPECT_TRUE(p.join(10s));
   EXPECT_EQ(p.exitcode(), 0);
   EXPECT_FALSE(p.is_alive());
+}
+
+// join(timeout) with a timeout too large for a deadline waits for the end
+// (it used to compute ceil<milliseconds>(hours::max()), which overflows, and
+// return false at once); one too small polls. The child ends when a thread
+// of the parent writes to its pipe, some 50 ms later.
+TEST(Process, HugeJoinTimeoutWaitsForTheEnd) {
+  auto check = [](auto timeout, const char* what) {
+    std::array<int, 2> fds{};
+    ASSERT_EQ(::pipe(fds.data()), 0);
+    conclab::unique_fd r(fds[0]), w(fds[1]);
+    Process p([&] {
+      char c;
+      return ::read(r.get(), &c, 1) == 1 ? 0 : 5;
+    });
+    p.set_pass_fds({r.get()});
+    p.start();
+    EXPECT_FALSE(p.join(std::chrono::hours::min())) << what;  // nobody has written: a poll, false
+    EXPECT_FALSE(p.join(-timeout)) << what;
+    std::thread opener([&] {
+      std::this_thread::sleep_for(50ms);  // not a readiness wait: join must return true either way
+      (void)!::write(w.get(), "x", 1);
+    });
+    EXPECT_TRUE(p.join(timeout)) << what;
+    EXPECT_EQ(p.exitcode(), 0) << what;
+    opener.join();
+  };
+  check(std::chrono::hours::max(), "hours::max()");
+  check(std::chrono::nanoseconds::max(), "nanoseconds::max()");
+  check(std::chrono::seconds(std::numeric_limits<long long>::max()), "seconds(LLONG_MAX)");
+  check(std::chrono::duration<double>(1e300), "duration<double>(1e300)");
 }
 
 TEST(Process, MisuseThrows) {

@@ -160,12 +160,14 @@ TEST(SocketServer, ShutdownFromAHandlerOnTheServingThreadDoesNotDeadlock) {
   t.join();  // the loop ended by itself
 }
 
+// A server that counts its handle_timeout() calls.
+struct Counting : conclab::TCPServer<Upper> {
+  using TCPServer::TCPServer;
+  int timeouts = 0;
+  void handle_timeout() override { ++timeouts; }
+};
+
 TEST(SocketServer, HandleRequestServesOneOrTimesOut) {
-  struct Counting : conclab::TCPServer<Upper> {
-    using TCPServer::TCPServer;
-    int timeouts = 0;
-    void handle_timeout() override { ++timeouts; }
-  };
   Counting server("127.0.0.1", 0);
   server.timeout = std::chrono::duration<double>(0.05);
   conclab::Stopwatch clock;
@@ -175,6 +177,20 @@ TEST(SocketServer, HandleRequestServesOneOrTimesOut) {
   std::thread client([&] { EXPECT_EQ(ask(server.server_address().port(), "one"), "ONE"); });
   server.timeout = std::chrono::duration<double>(10.0);
   EXPECT_TRUE(server.handle_request());
+  client.join();
+}
+
+// handle_request() with a timeout too large for a deadline (1e300 s) waits
+// for the request instead of overflowing (undefined behaviour) into "timed out".
+TEST(SocketServer, HandleRequestWithAHugeTimeoutWaitsForTheRequest) {
+  Counting server("127.0.0.1", 0);
+  server.timeout = std::chrono::duration<double>(1e300);
+  std::thread client([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(ask(server.server_address().port(), "late"), "LATE");
+  });
+  EXPECT_TRUE(server.handle_request());
+  EXPECT_EQ(server.timeouts, 0);
   client.join();
 }
 

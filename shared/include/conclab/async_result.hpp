@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "conclab/clock.hpp"  // detail::deadline_after
 #include "conclab/error.hpp"
 
 namespace conclab {
@@ -135,11 +136,16 @@ class AsyncResult {
     return result();
   }
   void wait() const { state_->wait(); }
-  // Returns whether the result is ready within `timeout`.
+  // Returns whether the result is ready within `timeout` (hours::max():
+  // as long as it takes, clock.hpp).
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
-    return state_->wait_until(std::chrono::steady_clock::now() +
-                              std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    const auto deadline = detail::deadline_after(timeout);
+    if (!deadline) {
+      state_->wait();
+      return true;
+    }
+    return state_->wait_until(*deadline);
   }
   [[nodiscard]] bool ready() const { return state_->ready(); }
   // Whether the task succeeded; UsageError before it is ready (Python: ValueError).
@@ -190,8 +196,7 @@ class ResultStream {
   // The same, throwing TimeoutError when `timeout` passes first.
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
-    return next_until(std::chrono::steady_clock::now() +
-                      std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return next_until(detail::deadline_after(timeout).value_or(std::chrono::steady_clock::time_point::max()));
   }
 
   // Input iterator for range-for.

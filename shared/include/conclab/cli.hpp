@@ -80,8 +80,9 @@ void add_counter_flags(CLI::App& app, CounterFlags& flags);
 // epoll-edge). A name outside it is a usage error (exit 2) naming the choices.
 void add_selector_flag(CLI::App& app, Backend& backend, std::vector<Backend> allowed = {});
 
-// Adds --host and --port (0..65535) to `app`, with `flags` as the defaults
-// (a seed's port). `role` says what they mean: "listen on" or "connect to".
+// Adds --host and --port to `app`, with `flags` as the defaults (a seed's
+// port). `role` says what they mean: "listen on" (port 0..65535, 0 picks a
+// free port) or "connect to" (1..65535).
 void add_net_flags(CLI::App& app, NetFlags& flags, const std::string& role);
 
 // Parses argv by the rules above. Returns std::nullopt when the program should

@@ -14,8 +14,10 @@
 // often the program's). After fork() only the forking thread exists in the
 // child, and any lock another thread held at that moment — a mutex of the
 // program, a lock inside a library — stays locked there forever: a worker
-// would hang, alive, where no death watch can see it. (glibc resets its own
-// stdio and malloc locks in the child; nobody resets the program's.) So the pool starts a fork server, as CPython's
+// would hang, alive, where no death watch can see it. (glibc's fork() resets
+// its own malloc and stdio locks in the child, every FILE's included, even
+// one held with flockfile(), though what they guarded may be half-updated;
+// nobody resets the program's.) So the pool starts a fork server, as CPython's
 // "forkserver" start method does: posix_spawn() runs this very program again
 // (/proc/self/exe, a fresh image with one thread), and before main() conclab
 // turns that copy into a server that forks the workers on request, hands the
@@ -36,6 +38,11 @@
 //     Pool(n, initializer, initargs) works the same under the forkserver and
 //     spawn start methods). A Pool cannot be made by a global object's
 //     constructor (the server runs those too, and would make one of its own);
+//   - the server is single-threaded only if nothing starts a thread before
+//     main(): a global object of the program whose constructor starts a
+//     thread (a logger's, a library's) runs in the server too, and then the
+//     server forks workers from a threaded process after all, with the
+//     hazard above. Start threads in main();
 //   - starting a pool costs one exec of the program (a few milliseconds).
 // Python's defects fixed:
 //   - a worker that dies (SIGKILL, abort, _exit) fails the task it was

@@ -24,9 +24,11 @@
 // start() exists in the child. In a single-threaded program the child may do
 // anything. In a program with other threads, a lock one of them held at the
 // moment of fork() (a mutex of the program, a lock inside a library) stays
-// locked in the child forever, and the child hangs if it takes it. (glibc
-// resets its own stdio and malloc locks in the child, but what they guarded
-// may be half-updated; other C libraries do not even do that.) There, a target should use only
+// locked in the child forever, and the child hangs if it takes it. (glibc's
+// fork() resets its own malloc and stdio locks in the child, every FILE's
+// included, even one another thread held with flockfile(), but what they
+// guarded may be half-updated; other C libraries do not even do that.)
+// There, a target should use only
 // async-signal-safe calls (write, read, _exit, ...; see signal-safety(7)) and
 // what it knows no other thread locks, or exec another program. conclab's
 // own code in the child does no more than that: it closes descriptors, runs
@@ -46,6 +48,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "conclab/clock.hpp"  // detail::saturating_ns
 #include "conclab/error.hpp"
 #include "conclab/fd.hpp"
 
@@ -86,10 +89,11 @@ class Process {
 
   // Waits for the child to end and reaps it. Throws UsageError before start().
   void join();
-  // Waits at most `timeout`; returns true when the child has ended (and is reaped).
+  // Waits at most `timeout`; returns true when the child has ended (and is
+  // reaped). Zero or negative polls; hours::max() waits as long as it takes.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
-    return join_for(std::chrono::ceil<std::chrono::milliseconds>(timeout));
+    return join_for(detail::saturating_ns(timeout));
   }
 
   // True between start() and the child's end.
@@ -118,7 +122,7 @@ class Process {
   [[nodiscard]] static std::string describe_status(int exitcode);
 
  private:
-  bool join_for(std::chrono::milliseconds timeout);
+  bool join_for(std::chrono::nanoseconds timeout);
   bool reap(bool block);
   bool record(int wait_status);
   void send(int signal);

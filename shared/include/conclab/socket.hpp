@@ -279,6 +279,14 @@ Socket create_connection(const std::string& host, std::uint16_t port, std::chron
   return create_connection(host, port, Timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)));
 }
 
+namespace detail {
+// create_connection()'s loop over addresses already resolved, tried in the
+// order given (a test gives its own list: a closed port, an address whose
+// socket() fails, then one that listens). Throws std::invalid_argument for
+// an empty list.
+Socket connect_first(const std::vector<AddrInfo>& infos, Timeout timeout);
+}  // namespace detail
+
 // A listening Unix-domain stream socket at `path` (an existing socket file is
 // refused, not silently replaced), and a client connected to one.
 Socket create_unix_server(const std::string& path, int backlog = SOMAXCONN);

@@ -32,22 +32,11 @@
 #include <tuple>
 #include <utility>
 
+#include "conclab/clock.hpp"  // detail::saturating_ns
 #include "conclab/error.hpp"
 
 namespace conclab {
 
-namespace detail {
-// `timeout` as nanoseconds without overflow: zero, negative (or NaN) gives 0,
-// a poll; anything at or beyond nanoseconds::max() (hours::max(),
-// seconds(LLONG_MAX), 1e300 s) gives nanoseconds::max(), "no deadline".
-template <class Rep, class Period>
-std::chrono::nanoseconds saturating_ns(std::chrono::duration<Rep, Period> timeout) {
-  const long double ns = std::chrono::duration<long double, std::nano>(timeout).count();
-  if (!(ns > 0)) return std::chrono::nanoseconds::zero();
-  if (ns >= static_cast<long double>(std::chrono::nanoseconds::max().count())) return std::chrono::nanoseconds::max();
-  return std::chrono::nanoseconds(static_cast<std::chrono::nanoseconds::rep>(ns));
-}
-}  // namespace detail
 
 class Thread {
  public:
