@@ -486,21 +486,43 @@ TEST(Pool, FewTasksSpreadOverTheWorkers) {
 }
 
 // Lab 05's first wave: ten tasks submitted one by one to Pool(5) are dealt
-// out one per worker in turn, so tasks 0..4 run on five different workers
-// at once, and 5..9 each wait behind one of them. The tasks wait at a gate,
-// so that none ends (freeing its worker) while the others are dealt.
+// out one per worker in turn, so tasks 0..4 run on five different workers at
+// once. Each task says it has started (its index, on a second FIFO) and then
+// waits at a shut gate, so no worker frees up while the test watches: the
+// first five to start must be 0..4. (Which worker runs 5..9 is not checked:
+// once the gate opens, a worker that ends early may take two of them when
+// they were not all dealt yet, as it should.)
+pid_t announce_then_wait(std::string arrivals, int index, std::string gate) {
+  int fd = ::open(arrivals.c_str(), O_WRONLY | O_CLOEXEC);
+  const auto byte = static_cast<char>(index);
+  const bool told = fd >= 0 && ::write(fd, &byte, 1) == 1;
+  if (fd >= 0) ::close(fd);
+  return told ? pid_after_gate(std::move(gate)) : -1;
+}
+
 TEST(Pool, TheFirstWaveGoesToEveryWorker) {
   Pool pool(5);
-  Gate gate;  // after the pool: gone first, so a task still waiting at it ends
-  ASSERT_TRUE(gate.ok());
+  Gate gate, arrivals;  // after the pool: gone first, so a task still waiting at one ends
+  ASSERT_TRUE(gate.ok() && arrivals.ok());
   std::vector<AsyncResult<pid_t>> results;
-  for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(pid_after_gate, gate.path));
+  for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(announce_then_wait, arrivals.path, i, gate.path));
+  std::set<int> started;
+  while (started.size() < 5) {
+    pollfd p{arrivals.fd.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10'000), 1) << "after 10 s only these tasks had started: "
+                                        << ::testing::PrintToString(started);
+    char byte = 0;
+    ASSERT_EQ(::read(arrivals.fd.get(), &byte, 1), 1);
+    started.insert(byte);
+  }
+  EXPECT_EQ(started, (std::set<int>{0, 1, 2, 3, 4})) << "a task of the second wave started before the first";
   gate.open(10);
   std::vector<pid_t> pids;
   for (auto& r : results) pids.push_back(r.get(10s));
   EXPECT_EQ(std::set<pid_t>(pids.begin(), pids.begin() + 5).size(), 5u) << "tasks 0..4 shared a worker";
-  EXPECT_EQ(std::set<pid_t>(pids.begin() + 5, pids.end()).size(), 5u) << "tasks 5..9 shared a worker";
   EXPECT_EQ(std::count(pids.begin(), pids.end(), -1), 0);
+  auto workers = pool.worker_pids();
+  for (pid_t pid : pids) EXPECT_NE(std::find(workers.begin(), workers.end(), pid), workers.end()) << pid;
 }
 
 // --- issue 6: fork safety, descriptors, failure paths, callbacks outside locks ------------
