@@ -129,6 +129,80 @@ def _kill_group(pgid: int) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.01)
+        if _group_size(pgid) == 0:  # only zombies left: reaped by the caller
+            return
+
+
+class _PidsCgroup:
+    """A pids cgroup of its own for one run, where the system lets us make
+    one (cgroup v1's pids controller, or v2 with pids enabled): the kernel
+    refuses fork beyond `limit` processes, and every process of the run is
+    found and killed through it, even one that left the process group."""
+
+    def __init__(self, tag: str, limit: int):
+        self.path = None
+        for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+            if (base / "cgroup.procs").exists() and os.access(base, os.W_OK):
+                try:
+                    path = base / tag
+                    path.mkdir()
+                    if not (path / "pids.max").exists():
+                        path.rmdir()
+                        continue
+                    (path / "pids.max").write_text(str(limit))
+                    self.path = path
+                    return
+                except OSError:
+                    continue
+
+    def join(self) -> None:
+        """Called in the child before exec: it and all it starts are in the cgroup."""
+        if self.path:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def count(self) -> int | None:
+        if not self.path:
+            return None
+        try:
+            return int((self.path / "pids.current").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def hit_limit(self) -> bool:
+        if not self.path:
+            return False
+        try:
+            return any(line.startswith("max ") and int(line.split()[1]) > 0
+                       for line in (self.path / "pids.events").read_text().splitlines())
+        except (OSError, ValueError):
+            return False
+
+    def kill_all(self) -> None:
+        if not self.path:
+            return
+        for _ in range(200):
+            try:
+                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+            except OSError:
+                return
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        if self.path:
+            self.kill_all()
+            for _ in range(100):
+                try:
+                    self.path.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.02)
 
 
 def _shm_names() -> set[str]:
@@ -136,6 +210,26 @@ def _shm_names() -> set[str]:
         return set(os.listdir(SHM))
     except OSError:
         return set()
+
+
+def _new_segments(before: set[str]) -> list[str]:
+    """Segments in /dev/shm that were not there before the run and are still
+    there a moment after it: what the run left. (conclab's own segments lose
+    their name as soon as they are mapped, so a passing one is not counted;
+    the grader's tests run alone, so no other program's segment is.)"""
+    new = _shm_names() - before
+    if not new:
+        return []
+    time.sleep(0.05)
+    uid = os.getuid()
+    left = []
+    for name in sorted(new & _shm_names()):
+        try:
+            if (SHM / name).stat().st_uid == uid:
+                left.append(name)
+        except OSError:
+            pass
+    return left
 
 
 @dataclasses.dataclass
@@ -190,16 +284,18 @@ def run_program(program: Path, args: list[str], *, timeout: float, stdin: str | 
     seconds or has more than `max_processes` processes at once. After it ends,
     whatever it left is cleaned up and named in Result.problem: processes
     still running, children it never reaped (zombies), and new
-    shared-memory segments whose name carries the run's tag."""
+    shared-memory segments it made and did not remove."""
     tag = f"grade{os.getpid()}x{time.monotonic_ns() % 10**9}"
     full_env = dict(os.environ)
     full_env.update(env or {})
-    full_env["CONCLAB_SHM_TAG"] = tag  # conclab's segments are named conclab-<tag>-...
     shm_before = _shm_names()
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)
 
+    cgroup = _PidsCgroup(tag, max_processes)
+
     def in_child():
         os.setpgid(0, 0)
+        cgroup.join()
         # Not root: the kernel itself stops a fork bomb at this many processes.
         if os.getuid() != 0:
             limit = _user_processes() + max_processes
@@ -210,15 +306,23 @@ def run_program(program: Path, args: list[str], *, timeout: float, stdin: str | 
     proc = subprocess.Popen([str(program), *args], stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, preexec_fn=in_child)
     pgid = proc.pid
-    out, err, problem = _collect(proc, pgid, stdin, timeout, max_processes)
-    seconds = time.monotonic() - start
-    returncode = proc.returncode if problem is None else None
-    _kill_group(pgid)
-
-    left = _cleanup_descendants()
+    try:
+        out, err, problem = _collect(proc, pgid, stdin, timeout, max_processes, cgroup)
+        seconds = time.monotonic() - start
+        returncode = proc.returncode if problem is None else None
+        if problem is None and cgroup.hit_limit():
+            problem = f"tried to have more than {max_processes} processes at once (a fork bomb?): refused and killed"
+        # First what it left (orphans re-parented to us, running or zombies),
+        # then anything else still in its group or cgroup.
+        left = _cleanup_descendants()
+        _kill_group(pgid)
+        cgroup.kill_all()
+        _cleanup_descendants()
+    finally:
+        cgroup.remove()
     if problem is None and left:
         problem = left
-    leaked = sorted(n for n in _shm_names() - shm_before if tag in n)
+    leaked = _new_segments(shm_before)
     for name in leaked:
         try:
             (SHM / name).unlink()
@@ -242,7 +346,8 @@ def _user_processes() -> int:
     return n
 
 
-def _collect(proc: subprocess.Popen, pgid: int, stdin: str | None, timeout: float, max_processes: int):
+def _collect(proc: subprocess.Popen, pgid: int, stdin: str | None, timeout: float, max_processes: int,
+             cgroup: _PidsCgroup):
     sel = selectors.DefaultSelector()
     bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     dropped = {proc.stdout: 0, proc.stderr: 0}
@@ -258,6 +363,7 @@ def _collect(proc: subprocess.Popen, pgid: int, stdin: str | None, timeout: floa
     deadline = time.monotonic() + timeout
     problem = None
     next_count = 0.0
+    ended_at = None
     while sel.get_map():
         now = time.monotonic()
         if now >= deadline:
@@ -265,9 +371,13 @@ def _collect(proc: subprocess.Popen, pgid: int, stdin: str | None, timeout: floa
             break
         if now >= next_count:
             next_count = now + 0.05
-            if _group_size(pgid) > max_processes:
-                problem = f"more than {max_processes} processes at once: killed as a fork bomb"
+            if cgroup.hit_limit() or (cgroup.path is None and _group_size(pgid) > max_processes):
+                problem = f"tried to have more than {max_processes} processes at once: killed as a fork bomb"
                 break
+        if ended_at is None and proc.poll() is not None:
+            ended_at = now
+        elif ended_at is not None and now - ended_at > 0.5:
+            break  # it ended, but something it started still holds its output open
         for key, _ in sel.select(timeout=min(0.05, deadline - now)):
             try:
                 chunk = os.read(key.fileobj.fileno(), 65536)
@@ -283,6 +393,7 @@ def _collect(proc: subprocess.Popen, pgid: int, stdin: str | None, timeout: floa
     sel.close()
     if problem is not None:
         _kill_group(pgid)
+        cgroup.kill_all()
     # The streams closed (or we gave up): wait for the program itself.
     try:
         proc.wait(timeout=max(deadline - time.monotonic(), 0.1) if problem is None else 5)

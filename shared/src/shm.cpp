@@ -2,11 +2,7 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cctype>
-#include <cstdlib>
-#include <cstring>
 #include <cerrno>
 #include <limits>
 #include <system_error>
@@ -60,15 +56,8 @@ namespace detail {
 namespace bip = boost::interprocess;
 
 namespace {
-// conclab-<pid>-<n>; with CONCLAB_SHM_TAG set (letters and digits, as
-// scripts/grade sets it for each program it runs), conclab-<tag>-<pid>-<n>:
-// so whoever ran the program can find and remove what it left behind.
 std::string unique_name() {
   static std::atomic<unsigned> counter{0};
-  const char* tag = std::getenv("CONCLAB_SHM_TAG");
-  const bool usable = tag && *tag && std::strlen(tag) <= 32 &&
-                      std::all_of(tag, tag + std::strlen(tag), [](unsigned char c) { return std::isalnum(c) != 0; });
-  if (usable) return fmt::format("conclab-{}-{}-{}", tag, ::getpid(), ++counter);
   return fmt::format("conclab-{}-{}", ::getpid(), ++counter);
 }
 
