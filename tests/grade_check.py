@@ -132,6 +132,12 @@ def args(a):
     expect(r.returncode == 0 and "hint:" in r.stdout and "01/threaded" in r.stdout, f"--hint: {r.stdout!r}")
     r = run("--list")
     expect(r.returncode == 0 and "01/threaded" in r.stdout and "points" in r.stdout, f"--list: {r.stdout!r}")
+    r = run("--list", "--markdown")
+    teaching = (ROOT / "labs" / "TEACHING.md").read_text()
+    begin, end = "(scripts/grade --list --markdown) -->\n", "<!-- exercises:end -->"
+    table = teaching[teaching.index(begin) + len(begin):teaching.index(end)] if begin in teaching else ""
+    expect(r.returncode == 0 and table == r.stdout,
+           "labs/TEACHING.md's exercise table is not what scripts/grade --list --markdown prints: paste it in")
     r = run("--show-solution", "01/threaded")
     expect(r.returncode == 0 and "TODO" not in r.stdout and "join()" in r.stdout,
            f"--show-solution: {r.stdout[:200]!r}")

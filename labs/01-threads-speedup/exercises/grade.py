@@ -43,7 +43,7 @@ def elapsed(r):
 
 threaded = Exercise(
     "threaded", "Run each worker in its own thread", minutes=15,
-    seed="threading: the five workers of the seed's speed-up demo (serial 5 s, threads 1 s)",
+    seed="000, threading 一: Thread (five workers, serial 5 s, threads 1 s)",
     hint="""Keep the threads in a std::vector<conclab::Thread>: emplace_back(worker, i, flags.sleep()),
 then start() the new one. Join in a second loop, after every thread has started:
 a join inside the first loop waits for each worker before starting the next, which is
@@ -73,7 +73,7 @@ def _(g):
 
 bounded = Exercise(
     "bounded", "Many workers on at most K threads, in the ideal time", minutes=30,
-    seed="threading: the speed-up demo with more workers than threads you want",
+    seed="000, threading 一: Thread, more workers than threads",
     hint="""Start min(K, tasks) threads. Each runs a loop: take a number from a std::atomic<int>
 (next++ hands each number out once), run worker(number, sleep) while the number is
 below tasks, and stop when it is not. A plain int shared by the threads is a data race:
@@ -108,7 +108,7 @@ def _(g):
 
 in_order = Exercise(
     "in_order", "Each result as its worker finishes", minutes=20,
-    seed="threading: join() and the order in which threads end",
+    seed="000, threading 一: Thread, start() and join()",
     hint="""join() waits for one particular thread, so joining in start order prints in start
 order. Let each thread print its own result when work() returns: fmt::print writes a
 whole line at once, so lines from different threads do not mix. If the results must
