@@ -49,7 +49,7 @@ constexpr Model kModels[] = {
     {"prefork-mutex",
      "N children, a process-shared mutex around accept(); lock and per-child counters in one SharedArray"},
     {"prefork-fdpass", "the parent accepts and passes each connection to a free child over a Unix socket"},
-    {"thread-per-client", "a thread per connection, joined as it ends (the seeds' threaded)"},
+    {"thread-per-client", "a thread per connection, joined as it ends (the seeds' threaded); an acceptor thread"},
     {"prethread-mutex", "N threads, conclab::RLock around accept() (the seeds' thread-locked)"},
     {"prethread-main-accept", "the main thread accepts into a bounded queue that N threads serve"},
     {"select", "one thread, a select() loop, the sleep a timer"},

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
 
@@ -43,17 +44,52 @@ void drain_eventfd(int fd) noexcept {
 
 // ---------------------------------------------------------------- thread-per-client
 
+// Two threads of the server's own besides one per connection: an acceptor
+// that only accepts (so the kernel's accept queue empties as fast as
+// accept() goes, and a burst of 10,000 connects is not dropped and retried a
+// second later), and the main thread, which starts a thread for each
+// connection the acceptor hands it and joins those that end.
 Counts serve_thread_per_client(Socket& listener, const ServerOptions& options) {
   std::atomic<long long> served{0}, refused{0};
   std::mutex mutex;
-  std::map<std::uint64_t, Thread> threads;
+  std::deque<Socket> accepted;          // from the acceptor, to be given a thread each
   std::vector<std::uint64_t> finished;  // ended, to be joined by the main thread
-  std::uint64_t next_id = 0;
-  const unique_fd ended = make_eventfd();  // a thread that ends signals it
+  const unique_fd arrived = make_eventfd();  // the acceptor has queued connections
+  const unique_fd ended = make_eventfd();    // a connection's thread has ended
+  std::exception_ptr acceptor_error;
+  // Every descriptor the server needs is made before the first accept: out
+  // of descriptors later, only accepting waits.
+  Selector<int> accept_selector(Backend::epoll);
+  LoopListener<int> loop_listener(listener, accept_selector, 0);
   Selector<int> selector(Backend::epoll);
-  enum { kListener, kEnded };
+  enum { kArrived, kEnded };
+  selector.register_fd(arrived.get(), EVENT_READ, kArrived);
   selector.register_fd(ended.get(), EVENT_READ, kEnded);
-  LoopListener<int> acceptor(listener, selector, kListener);
+  Thread acceptor([&] {
+    try {
+      for (;;) {
+        if (accept_selector.select().empty()) continue;  // a timer (the EMFILE back-off) ran
+        std::vector<Socket> batch;
+        while (auto conn = loop_listener.accept()) batch.push_back(std::move(*conn));
+        if (batch.empty()) continue;
+        {
+          std::lock_guard lock(mutex);
+          for (auto& conn : batch) accepted.push_back(std::move(conn));
+        }
+        signal_eventfd(arrived.get());
+      }
+    } catch (const Interrupted&) {
+    } catch (...) {  // a failed system call: the main thread throws it
+      std::lock_guard lock(mutex);
+      acceptor_error = std::current_exception();
+      signal_eventfd(arrived.get());
+    }
+  });
+  acceptor.set_name("acceptor");
+  acceptor.start();
+
+  std::map<std::uint64_t, Thread> threads;
+  std::uint64_t next_id = 0;
   bool said_thread = false;
   const auto join_finished = [&] {
     std::vector<std::uint64_t> done;
@@ -66,6 +102,35 @@ Counts serve_thread_per_client(Socket& listener, const ServerOptions& options) {
       threads.erase(id);
     }
   };
+  const auto start_thread = [&](Socket conn) {
+    const std::uint64_t id = next_id++;
+    Thread thread(
+        [&, id](Socket conn) {
+          try {
+            ++(serve_connection(conn, options) ? served : refused);
+          } catch (const Interrupted&) {
+            ++refused;
+          }
+          conn.close();
+          {
+            std::lock_guard lock(mutex);
+            finished.push_back(id);
+          }
+          signal_eventfd(ended.get());
+        },
+        std::move(conn));
+    try {
+      thread.start();
+    } catch (const ThreadStartError& e) {
+      // Out of threads: this connection is refused (closed), the server goes on.
+      if (!said_thread) fmt::print(stderr, "fanout-server: {}\n", e.what());
+      said_thread = true;
+      ++refused;
+      return;
+    }
+    said_thread = false;
+    threads.emplace(id, std::move(thread));
+  };
   try {
     for (;;) {
       for (const auto& ready : selector.select()) {
@@ -74,39 +139,21 @@ Counts serve_thread_per_client(Socket& listener, const ServerOptions& options) {
           join_finished();
           continue;
         }
-        auto conn = acceptor.accept();
-        if (!conn) continue;
-        const std::uint64_t id = next_id++;
-        Thread thread(
-            [&, id](Socket conn) {
-              try {
-                ++(serve_connection(conn, options) ? served : refused);
-              } catch (const Interrupted&) {
-                ++refused;
-              }
-              conn.close();
-              {
-                std::lock_guard lock(mutex);
-                finished.push_back(id);
-              }
-              signal_eventfd(ended.get());
-            },
-            std::move(*conn));
-        try {
-          thread.start();
-        } catch (const ThreadStartError& e) {
-          // Out of threads: this connection is refused (closed), the server goes on.
-          if (!said_thread) fmt::print(stderr, "fanout-server: {}\n", e.what());
-          said_thread = true;
-          ++refused;
-          continue;
+        drain_eventfd(arrived.get());
+        std::deque<Socket> batch;
+        {
+          std::lock_guard lock(mutex);
+          if (acceptor_error) std::rethrow_exception(acceptor_error);
+          batch.swap(accepted);
         }
-        said_thread = false;
-        threads.emplace(id, std::move(thread));
+        for (auto& conn : batch) start_thread(std::move(conn));
       }
     }
   } catch (const Interrupted&) {
   }
+  acceptor.join();  // it ends on the stop signal too
+  refused += static_cast<long long>(accepted.size());  // accepted, never given a thread: closed
+  accepted.clear();
   for (auto& [id, thread] : threads) thread.join();  // each ends on the stop signal
   Counts counts;
   counts.served = served;
