@@ -85,8 +85,8 @@ def become_subreaper() -> None:
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _children_of(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (from /proc: every thread's children)."""
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc: every thread's children, zombies too)."""
     found = []
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -99,7 +99,7 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-def _state(pid: int) -> str | None:
+def process_state(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -420,11 +420,11 @@ def _cleanup_descendants() -> str | None:
     me = os.getpid()
     running = zombies = 0
     for _ in range(50):
-        kids = _children_of(me)
+        kids = children_of(me)
         if not kids:
             break
         for pid in kids:
-            if _state(pid) == "Z":
+            if process_state(pid) == "Z":
                 zombies += 1
             else:
                 running += 1
