@@ -467,7 +467,8 @@ class Grading:
                         max_processes=max_processes)
         self._log(r)
         if tsan and ("WARNING: ThreadSanitizer" in r.stderr or r.returncode == 66):
-            raise Fail("ThreadSanitizer found a data race:\n      " +
+            kind = re.search(r"WARNING: ThreadSanitizer: ([^(\n]+)", r.stderr)
+            raise Fail(f"ThreadSanitizer reports a {kind.group(1).strip() if kind else 'problem'}:\n      " +
                        "\n      ".join(_tsan_report(r.stderr)))
         return r
 
