@@ -28,7 +28,6 @@ import ctypes
 import dataclasses
 import os
 import re
-import resource
 import selectors
 import signal
 import subprocess
@@ -155,11 +154,6 @@ class _PidsCgroup:
                 except OSError:
                     continue
 
-    def join(self) -> None:
-        """Called in the child before exec: it and all it starts are in the cgroup."""
-        if self.path:
-            (self.path / "cgroup.procs").write_text(str(os.getpid()))
-
     def count(self) -> int | None:
         if not self.path:
             return None
@@ -269,11 +263,15 @@ def _describe_status(code: int | None) -> str:
     return str(code)
 
 
+def clip(line: str, most: int = 200) -> str:
+    return line if len(line) <= most else line[:most] + f"... [{len(line) - most} more characters]"
+
+
 def _tail(text: str, lines: int = 8) -> str:
     text = text.strip()
     if not text:
         return ""
-    return "; its stderr ends:\n      " + "\n      ".join(text.splitlines()[-lines:])
+    return "; its stderr ends:\n      " + "\n      ".join(clip(line) for line in text.splitlines()[-lines:])
 
 
 def run_program(program: Path, args: list[str], *, timeout: float, stdin: str | None = None,
@@ -289,36 +287,45 @@ def run_program(program: Path, args: list[str], *, timeout: float, stdin: str | 
     full_env = dict(os.environ)
     full_env.update(env or {})
     shm_before = _shm_names()
-    nproc = resource.getrlimit(resource.RLIMIT_NPROC)
-
     cgroup = _PidsCgroup(tag, max_processes)
-
-    def in_child():
-        os.setpgid(0, 0)
-        cgroup.join()
-        # Not root: the kernel itself stops a fork bomb at this many processes.
-        if os.getuid() != 0:
-            limit = _user_processes() + max_processes
-            hard = nproc[1] if nproc[1] != resource.RLIM_INFINITY else limit
-            resource.setrlimit(resource.RLIMIT_NPROC, (min(limit, hard), hard))
-
+    if cgroup.path:
+        full_env["GRADE_CGROUP"] = str(cgroup.path / "cgroup.procs")
+    elif os.getuid() != 0:
+        # No cgroup, not root: a soft RLIMIT_NPROC stops a fork bomb in the
+        # kernel. It counts every thread of this user, so it is set above what
+        # the user runs now; the grader's watch of the process group
+        # (max_processes) is what reports the bomb.
+        full_env["GRADE_NPROC"] = str(_user_threads() + 2 * max_processes + 100)
+    # Nothing in Python runs between fork and exec (the grader may have
+    # threads, and a forked child of a threaded program may only exec): a
+    # shell joins the cgroup, sets the limit and becomes the program.
+    wrapper = ('if [ -n "$GRADE_CGROUP" ]; then echo $$ > "$GRADE_CGROUP" || exit 125; fi; '
+               'if [ -n "$GRADE_NPROC" ]; then ulimit -Su "$GRADE_NPROC" 2>/dev/null; fi; '
+               'unset GRADE_CGROUP GRADE_NPROC; exec "$@"')
     start = time.monotonic()
-    proc = subprocess.Popen([str(program), *args], stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, preexec_fn=in_child)
+    proc = subprocess.Popen(["/bin/bash", "-c", wrapper, "grade-run", str(program), *args],
+                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, process_group=0)
     pgid = proc.pid
     try:
         out, err, problem = _collect(proc, pgid, stdin, timeout, max_processes, cgroup)
         seconds = time.monotonic() - start
         returncode = proc.returncode if problem is None else None
         if problem is None and cgroup.hit_limit():
-            problem = f"tried to have more than {max_processes} processes at once (a fork bomb?): refused and killed"
+            problem = (f"tried to have more than {max_processes} processes (or threads) at once, a fork bomb?: "
+                       "refused and killed")
         # First what it left (orphans re-parented to us, running or zombies),
         # then anything else still in its group or cgroup.
         left = _cleanup_descendants()
+    finally:
+        # Also when the grader itself is interrupted (Ctrl-C, SIGTERM): the
+        # program, all it started and its zombies go with it.
         _kill_group(pgid)
         cgroup.kill_all()
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
         _cleanup_descendants()
-    finally:
         cgroup.remove()
     if problem is None and left:
         problem = left
@@ -333,14 +340,15 @@ def run_program(program: Path, args: list[str], *, timeout: float, stdin: str | 
     return Result([str(program), *args], returncode, out, err, seconds, problem)
 
 
-def _user_processes() -> int:
+def _user_threads() -> int:
+    """Threads of this user now (RLIMIT_NPROC counts threads, not processes)."""
     uid = os.getuid()
     n = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if os.stat(f"/proc/{entry}").st_uid == uid:
-                    n += 1
+                    n += len(os.listdir(f"/proc/{entry}/task"))
             except OSError:
                 pass
     return n
@@ -367,7 +375,11 @@ def _collect(proc: subprocess.Popen, pgid: int, stdin: str | None, timeout: floa
     while sel.get_map():
         now = time.monotonic()
         if now >= deadline:
-            problem = f"still running after {timeout:g} s: killed (does it hang, or wait for something that never comes?)"
+            if _group_size(pgid) > max_processes:  # a bomb that starved the watch below
+                problem = f"more than {max_processes} processes at once: killed as a fork bomb"
+            else:
+                problem = (f"still running after {timeout:g} s: killed "
+                           "(does it hang, or wait for something that never comes?)")
             break
         if now >= next_count:
             next_count = now + 0.05
@@ -481,13 +493,13 @@ class Grading:
     def _log(self, r: Result) -> None:
         if self.verbose:
             self.notes.append(f"$ {' '.join(r.args)}  ({r.seconds:.3f} s, exit {_describe_status(r.returncode)})")
-            self.notes += ["  " + line for line in (r.stdout + r.stderr).splitlines()[:40]]
+            self.notes += ["  " + clip(line) for line in (r.stdout + r.stderr).splitlines()[:40]]
 
 
 def _tsan_report(stderr: str, lines: int = 30) -> list[str]:
     text = stderr.splitlines()
     start = next((i for i, line in enumerate(text) if "WARNING: ThreadSanitizer" in line), 0)
-    return text[start:start + lines]
+    return [clip(line) for line in text[start:start + lines]]
 
 
 def number(pattern: str, text: str, what: str) -> float:

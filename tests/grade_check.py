@@ -12,6 +12,7 @@
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,37 @@ def faults(a):
     # The grader's own process was the subreaper: leftovers died with the runs.
     left = leftovers(a.build_root)
     expect(not left, f"left behind: {left}")
+    not_root(a.build_root)
+
+
+NOT_ROOT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import gradelib
+gradelib.become_subreaper()
+for name in ("forkbomb", "hang", "good"):
+    r = gradelib.run_program(sys.argv[2] + "/" + name, [], timeout=3, max_processes=50)
+    print(name, r.returncode, r.problem, flush=True)
+"""
+
+
+def not_root(build_root):
+    """A student is not root and has no pids cgroup of their own: the same
+    faults, run as nobody, are still stopped, named and cleaned up."""
+    setpriv = shutil.which("setpriv")
+    if os.getuid() != 0 or not setpriv:
+        print("skipped the not-root run: needs root (to become nobody) and setpriv")
+        return
+    programs = build_root / "plain" / "exercises" / "99"
+    r = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                        NOT_ROOT, str(ROOT / "scripts"), str(programs)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=120, cwd="/")
+    print(r.stdout)
+    expect("forkbomb None" in r.stdout and "fork bomb" in r.stdout, f"as nobody, the fork bomb: {r.stdout!r}")
+    expect("hang None still running after 3 s" in r.stdout, f"as nobody, the hang: {r.stdout!r}")
+    expect("good 0 None" in r.stdout, f"as nobody, the good one: {r.stdout!r}")
+    left = subprocess.run(["pgrep", "-u", "65534"], stdout=subprocess.PIPE, text=True).stdout.split()
+    expect(not left, f"processes of nobody left: {left}")
 
 
 def args(a):
@@ -139,8 +171,11 @@ def args(a):
     expect(r.returncode == 0 and table == r.stdout,
            "labs/TEACHING.md's exercise table is not what scripts/grade --list --markdown prints: paste it in")
     r = run("--show-solution", "01/threaded")
-    expect(r.returncode == 0 and "TODO" not in r.stdout and "join()" in r.stdout,
-           f"--show-solution: {r.stdout[:200]!r}")
+    if (ROOT / "labs/01-threads-speedup/exercises/solutions").is_dir():
+        expect(r.returncode == 0 and "TODO" not in r.stdout and "join()" in r.stdout,
+               f"--show-solution: {r.stdout[:200]!r}")
+    else:  # the student edition
+        expect(r.returncode == 2 and "no solutions" in r.stderr, f"--show-solution without solutions: {r.stderr!r}")
     r = run("--help")
     expect(r.returncode == 0 and "scripts/grade 02/deadlock" in r.stdout, "--help")
 
@@ -156,6 +191,8 @@ def handout(a):
             text = readme.read_text()
             expect("<summary>Answers</summary>" not in text, f"{readme.relative_to(out)} still has its answers")
         expect(any("ask your teacher" in p.read_text() for p in out.glob("labs/*/README.md")), "no answer note")
+        log = subprocess.run(["git", "-C", str(out), "log", "--oneline"], stdout=subprocess.PIPE, text=True).stdout
+        expect("student edition" in log, f"the edition is not a repository with its commit: {log!r}")
         expect((out / "labs/01-threads-speedup/exercises/threaded.cpp").is_file(), "the edition lacks a starter")
         expect(os.access(out / "scripts/grade", os.X_OK), "scripts/grade lost its mode")
         r = subprocess.run([sys.executable, str(out / "scripts/grade"), "--solutions", "01"], stdout=subprocess.PIPE,
