@@ -16,10 +16,12 @@ A lab's exercises/grade.py lists its exercises:
     EXERCISES = [threaded]
 
 A check gets a Grading `g`: g.run() runs the exercise's program (the
-student's file, or the reference solution under --solutions) in a process
-group of its own, with a timeout, and cleans up after it: processes left
-running, zombies it never reaped, shared-memory segments it left. Any of
-those fails the check (raise Fail) after the cleanup. g.run(..., tsan=True)
+student's file, or the reference solution, the starter with
+solutions/<name>.diff applied, under --solutions) in a process group of its
+own, with a timeout, and cleans up after it: processes left running, zombies
+it never reaped, shared-memory segments it left. Result.problem names them,
+and r.expect_exit() / r.expect_clean() fail the check on it (a check that
+calls neither lets them pass). g.run(..., tsan=True)
 runs the ThreadSanitizer build: a race report fails the check and shows it.
 """
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Check:
 
 @dataclasses.dataclass
 class Exercise:
-    name: str            # its file is exercises/<name>.cpp, its solution solutions/<name>.cpp
+    name: str            # its file is exercises/<name>.cpp, its solution solutions/<name>.diff
     title: str
     minutes: int         # how long a student takes, for labs/TEACHING.md
     seed: str            # the seed section it maps to

@@ -1,12 +1,12 @@
 // Exercise 01/in_order — results as the workers finish, not as they started (~20 min).
 //
-// Task: worker i sleeps (tasks - i) x --sleep-ms and then has a result, so
-// the last one started is the first to finish. main() joins the threads in
-// the order it started them and prints each result after its join, so every
-// result waits for worker 0, the slowest. Make each result appear as soon as
-// its worker is done: "result 4" first, "result 0" last, all in about the
-// longest sleep. The lines must not mix, and nothing the threads share may
-// race (ThreadSanitizer runs it).
+// Task: each worker sleeps a different multiple of --sleep-ms and then has
+// a result, so they finish in another order than they started (with 5
+// workers: 0, 3, 1, 4, 2). main() joins the threads in the order it started
+// them and prints each result after its join, so a result can wait behind a
+// slower worker. Make each result appear as soon as its worker is done, in
+// the order they finish, all in about the longest sleep. The lines must not
+// mix, and nothing the threads share may race (ThreadSanitizer runs it).
 //
 //   scripts/grade 01/in_order          grade it
 //   scripts/grade --hint 01/in_order   a hint
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     std::vector<int> results(static_cast<std::size_t>(flags.tasks));
     std::vector<conclab::Thread> threads;
     for (int i = 0; i < flags.tasks; ++i) {
-      auto sleep = flags.sleep() * (flags.tasks - i);
+      auto sleep = flags.sleep() * ((2 * i) % flags.tasks + 1);  // 5 workers: 1, 3, 5, 2, 4 sleeps
       threads.emplace_back([&results, i, sleep] { results[static_cast<std::size_t>(i)] = work(i, sleep); });
       threads.back().start();
     }

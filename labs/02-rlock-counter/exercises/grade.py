@@ -112,10 +112,13 @@ value. Compare with counter_rlock_outside.cpp once yours works.""",
     tsan=True)
 
 
-def every_number_once(r, tasks):
+def every_number_once(r, tasks, sleep_ms):
     numbers = sorted(int(line) for line in r.lines() if line.strip().isdigit())
     if numbers != list(range(1, tasks + 1)):
         raise Fail(f"expected each number 1..{tasks} printed once, got {numbers}")
+    # The sleep is the seed's stand-in for work: it must still happen, outside the lock.
+    if elapsed(r) < 0.9 * sleep_ms / 1000:
+        raise Fail(f"took {elapsed(r):.3f} s, less than one sleep of {sleep_ms} ms: the sleep is the work, keep it")
 
 
 @rlock_sleep.check("10 tasks of 100 ms beat the unchanged program's 4 in a row, each number printed once",
@@ -123,7 +126,7 @@ def every_number_once(r, tasks):
 def _(g):
     serial = g.run_lab_program("counter-rlock", ["--tasks", "4", "--sleep-ms", "100"]).expect_exit(0)
     r = g.run(["--tasks", "10", "--sleep-ms", "100"], timeout=10).expect_exit(0)
-    every_number_once(r, 10)
+    every_number_once(r, 10, 100)
     counted(r, "rlock")
     faster(g, "counter-rlock's 4 tasks / your 10 tasks", r.seconds, serial.seconds, 1.0)
 
@@ -133,7 +136,7 @@ def _(g):
 def _(g):
     serial = g.run_lab_program("counter-rlock", ["--tasks", "4", "--sleep-ms", "200"]).expect_exit(0)
     r = no_race(g, ["--tasks", "8", "--sleep-ms", "200"], timeout=10).expect_exit(0)
-    every_number_once(r, 8)
+    every_number_once(r, 8, 200)
     counted(r, "rlock")
     # elapsed_s: from the first thread's start, without ThreadSanitizer's own start-up.
     faster(g, "counter-rlock's 4 tasks / your 8 tasks under ThreadSanitizer", elapsed(r), elapsed(serial), 1.0)

@@ -158,8 +158,15 @@ def no_segment_left(r, why):
                    + "\n      ".join(r.stderr.strip().splitlines()[-3:]))
 
 
-@no_leak.check("--fail error: exit 1 and the error, every child's write seen, nothing left in /dev/shm", points=4)
+@no_leak.check("--fail error: exit 1 and the error, every child's write seen, nothing left in /dev/shm "
+               "(and a run that does not fail: exit 0)", points=4)
 def _(g):
+    ok = g.run(["--processes", "4"], timeout=10)
+    no_segment_left(ok, "a run that does not fail left its segment")
+    if ok.returncode != 0:
+        raise Fail(f"a run without --fail should exit 0, got {ok.returncode} (unlinking the name twice?); stderr: "
+                   f"{ok.stderr.strip()[-300:]!r}")
+    parent_sees(ok, 4)
     r = g.run(["--processes", "4", "--fail", "error"], timeout=10)
     no_segment_left(r, "the program threw before its shm_unlink, so the name stayed")
     if r.returncode != 1 or "failing on purpose" not in r.stderr:
