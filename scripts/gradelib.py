@@ -504,6 +504,22 @@ def _tsan_report(stderr: str, lines: int = 30) -> list[str]:
     return [clip(line) for line in text[start:start + lines]]
 
 
+def summary(r: Result) -> dict[str, str]:
+    """The key=value pairs of a program's summary line (the last one starting with model=)."""
+    for line in reversed(r.lines()):
+        if line.startswith("model="):
+            return dict(pair.split("=", 1) for pair in line.split() if "=" in pair)
+    raise Fail("no summary line (model=...) in its output")
+
+
+def integer(fields: dict[str, str], key: str) -> int:
+    """The number `key` of a summary line, or Fail."""
+    try:
+        return int(fields[key])
+    except (KeyError, ValueError):
+        raise Fail(f"the summary line has no number {key}=...")
+
+
 def number(pattern: str, text: str, what: str) -> float:
     """The number captured by `pattern` in `text`, or Fail naming `what`."""
     m = re.search(pattern, text)

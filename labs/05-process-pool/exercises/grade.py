@@ -8,28 +8,13 @@ running, or a zombie.
 import re
 import time
 
-from gradelib import Exercise, Fail
+from gradelib import Exercise, Fail, integer, summary
 
 # No lab program is needed as a baseline: 05/map_chunks compares with the same
 # sleeps done here, one after the other; 05/timeout with a run of itself.
 LAB_PROGRAMS = []
 
 SEED = "multiprocessing (seed 003, 3、进程池)"
-
-
-def summary(r):
-    """The key=value pairs of the summary line (the one starting with model=)."""
-    for line in reversed(r.lines()):
-        if line.startswith("model="):
-            return dict(pair.split("=", 1) for pair in line.split() if "=" in pair)
-    raise Fail("no summary line (model=...) in its output")
-
-
-def integer(fields, key):
-    try:
-        return int(fields[key])
-    except (KeyError, ValueError):
-        raise Fail(f"the summary line has no number {key}=...")
 
 
 def expect_counts(r, **want):
