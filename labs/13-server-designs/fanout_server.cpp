@@ -64,7 +64,10 @@ int main(int argc, char** argv) {
   return conclab::run_main(app, argc, argv, [&] {
     options.sleep = std::chrono::milliseconds(sleep_ms);
     options.idle = std::chrono::milliseconds(idle_ms);
-    conclab::raise_fd_limit();  // 10,000 clients need more than the usual soft limit of 1,024
+    // 10,000 clients need more than the usual soft limit of 1,024, and a
+    // descriptor table grown before the threads start (fd.hpp says why).
+    conclab::raise_fd_limit();
+    conclab::reserve_fd_table();
     conclab::stop_on_signals();
     auto listener = conclab::create_server(net.host, static_cast<std::uint16_t>(net.port));
     fmt::print("listening on {}\n", listener.address());

@@ -265,6 +265,7 @@ class EpollDriver {
       }
       auto until = cap_end_;
       if (oldest_ >= 0) until = std::min(until, slots_[static_cast<std::size_t>(oldest_)].last + options_.timeout);
+      if (open_ < max_open_ && !ready_.empty()) until = now;  // more to start: only look at what is ready
       const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
       const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
                                  static_cast<int>(std::clamp<long long>(wait_ms, 0, 1'000'000)));
@@ -297,9 +298,15 @@ class EpollDriver {
     bool linked = false;
   };
 
-  // Starts requests while descriptors and clients are ready and the cap allows.
+  // Starts requests while descriptors and clients are ready and the cap
+  // allows, kStartBatch at most: then the loop looks at what is ready, so
+  // the first connections send their requests while the later ones are
+  // still being opened. Opening all C first would hold every request back
+  // until the last connect (some 25 ms at C = 1,000 here), adding that to
+  // every latency and to the wall time.
+  static constexpr int kStartBatch = 16;
   void fill() {
-    while (open_ < max_open_ && !ready_.empty()) {
+    for (int started = 0; started < kStartBatch && open_ < max_open_ && !ready_.empty(); ++started) {
       const auto now = Clock::now();
       if (now >= cap_end_) return;
       const int i = ready_.front();
@@ -493,6 +500,7 @@ ClientReport run_clients(const ClientOptions& options) {
                                 "free descriptor",
                                 max_open, options.clients, fd_limit, kDescriptorMargin));
   }
+  reserve_fd_table(max_open + kDescriptorMargin);  // no table growth mid-run (fd.hpp says why)
   Tally tally{.run = run};
   tally.latencies_ms.reserve(static_cast<std::size_t>(options.clients) * static_cast<std::size_t>(options.requests));
   EpollDriver driver(options, std::move(target), max_open);

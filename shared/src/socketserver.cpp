@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "conclab/error.hpp"
+#include "conclab/fd.hpp"
 #include "conclab/signals.hpp"
 
 namespace conclab {
@@ -231,6 +232,7 @@ void ThreadingMixIn::process_request(HandlerContext& context) {
   // on the server's socket.
   std::shared_ptr<Socket> conn = is_stream() ? std::make_shared<Socket>(std::move(context.request)) : nullptr;
   std::lock_guard lock(mutex_);
+  if (next_id_ == 0) reserve_fd_table();  // once: a burst of clients then never waits for it to grow
   const std::uint64_t id = next_id_++;
   Thread thread([this, id, conn, packet = std::move(context.packet), client = context.client_address]() mutable {
     HandlerContext mine{conn ? *conn : socket(), std::move(packet), client, *this};

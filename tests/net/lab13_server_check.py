@@ -358,7 +358,8 @@ def test_emfile(bin_dir, model):
 
 
 def test_fdlimit(bin_dir, model):
-    """Started with a soft descriptor limit of 64, the server raises it to the hard limit."""
+    """Started with a soft descriptor limit of 64, the server raises it to the hard limit
+    (and the C++ server grows its descriptor table to it)."""
     import resource
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard <= 64:
@@ -370,6 +371,14 @@ def test_fdlimit(bin_dir, model):
         soft = re.search(r"^Max open files\s+(\S+)", limits, re.M)[1]
         want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
         check(soft == want, f"{model}: soft descriptor limit {soft} after starting at 64, expected the hard {want}")
+        if not model.startswith("py-"):
+            # ... and grows its descriptor table to it (64 Ki at most) before
+            # any thread starts: grown under a burst, each doubling would stall
+            # accept() for an RCU grace period (fd.hpp, reserve_fd_table).
+            status = open(f"/proc/{server.proc.pid}/status").read()
+            size = int(re.search(r"^FDSize:\s+(\d+)", status, re.M)[1])
+            least = min(65536, 1 << 30 if hard == resource.RLIM_INFINITY else hard)
+            check(size >= least, f"{model}: a descriptor table of {size}, expected at least {least}")
         stop_and_check(server, model, None)
 
 

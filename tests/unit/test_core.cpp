@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <array>
+#include <fstream>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -13,11 +16,22 @@
 #include "conclab/clock.hpp"
 #include "conclab/error.hpp"
 #include "conclab/fd.hpp"
+#include "conclab/process.hpp"
+#include "proc_counts.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+// How many descriptors this process's table holds now (FDSize in
+// /proc/self/status): it only grows.
+int fd_table_size() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("FDSize:")) return std::stoi(line.substr(7));
+  return -1;
+}
 
 // Runs parse_args on a command line given as strings.
 std::optional<int> parse(CLI::App& app, std::vector<std::string> args) {
@@ -67,6 +81,44 @@ TEST(UniqueFd, MovesOwnershipAndReleases) {
   c.reset(raw);
   c.reset();
   EXPECT_FALSE(is_open(raw));
+}
+
+TEST(ReserveFdTable, GrowsTheTableAndHoldsNoDescriptor) {
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const int want = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 3000));
+  const int before = conclab::test::open_descriptors();
+  EXPECT_EQ(conclab::reserve_fd_table(want), want);
+  EXPECT_GE(fd_table_size(), want);
+  EXPECT_EQ(conclab::test::open_descriptors(), before);
+  EXPECT_EQ(conclab::reserve_fd_table(want), want) << "a second call, the table already that big";
+  EXPECT_EQ(conclab::test::open_descriptors(), before);
+}
+
+TEST(ReserveFdTable, StopsAtTheSoftLimitAndGivesUpQuietlyWithNoDescriptorLeft) {
+  // In a child: its limit and its exhausted table stay there.
+  // Exit codes: 0 ok, 2 not capped, 3 table not grown, 4 no 0 when out of
+  // descriptors, 5 a descriptor left.
+  conclab::Process child([]() -> int {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) < 0) return 10;
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 300);
+    if (::setrlimit(RLIMIT_NOFILE, &limit) < 0) return 11;
+    const int soft = static_cast<int>(limit.rlim_cur);
+    if (conclab::reserve_fd_table(1 << 20) != soft) return 2;
+    if (fd_table_size() < soft) return 3;
+    std::vector<int> hogs;
+    for (int fd; (fd = ::dup(0)) >= 0;) hogs.push_back(fd);
+    const int none_left = conclab::reserve_fd_table(soft);
+    for (int fd : hogs) ::close(fd);
+    if (none_left != 0) return 4;
+    const int fd = ::dup(0);  // the lowest free number: every one above the hogs' was given back
+    ::close(fd);
+    return fd == hogs.front() ? 0 : 5;
+  });
+  child.start();
+  ASSERT_TRUE(child.join(60s)) << "the child hung";
+  EXPECT_EQ(child.exitcode(), 0);
 }
 
 TEST(Stopwatch, MeasuresASleep) {

@@ -252,6 +252,22 @@ TEST(SocketServer, ThreadingServerJoinsThreadsAsTheyEnd) {
   EXPECT_EQ(server.active_threads(), 0u) << "finished threads were kept";
 }
 
+TEST(SocketServer, ThreadingServerGrowsTheDescriptorTableAtItsFirstRequest) {
+  // Grown later, under a burst, each doubling of the table would stall
+  // accept() for an RCU grace period (fd.hpp, reserve_fd_table).
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const auto want = std::min<rlim_t>(limit.rlim_cur, conclab::kMostReservedDescriptors);
+  conclab::ThreadingTCPServer<Upper> server("127.0.0.1", 0);
+  Serving s(server);
+  ASSERT_EQ(ask(server.server_address().port(), "x"), "X");
+  std::ifstream status("/proc/self/status");
+  long size = -1;
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("FDSize:")) size = std::stol(line.substr(7));
+  EXPECT_GE(size, static_cast<long>(want));
+}
+
 TEST(SocketServer, ServerCloseWaitsForThreadsUnlessTheyAreDaemons) {
   // Python 3.7+: block_on_close makes server_close() wait for the request
   // threads; daemon threads are not waited for. conclab's destructor still

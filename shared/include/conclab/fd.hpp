@@ -4,6 +4,8 @@
 // a descriptor is never leaked on an exception path nor closed twice.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -67,6 +69,32 @@ inline int raise_fd_limit() {
   }
   constexpr rlim_t most = 1 << 30;  // RLIM_INFINITY, or a number an int holds
   return static_cast<int>(std::min(limit.rlim_cur, most));
+}
+
+// The most reserve_fd_table() reserves unless told otherwise: C10K and
+// room (512 KiB of kernel memory at most, whatever the limit).
+constexpr int kMostReservedDescriptors = 1 << 16;
+
+// Grows this process's descriptor table now to hold descriptors 0..n-1
+// (n is capped at the soft RLIMIT_NOFILE). The kernel grows the table as
+// descriptors are opened, doubling it; in a process of more than one thread
+// each growth first waits for an RCU grace period (expand_files() calls
+// synchronize_rcu()), some milliseconds in which that socket() or accept()
+// blocks. A server with threads meeting a burst of 10,000 connects stops
+// accepting for those waits, and the kernel's accept queue overflows: the
+// dropped connects are retried a second later. Grown once at the start, the
+// table costs nothing later (it never shrinks). It holds no descriptor
+// afterwards. Returns the size reserved, or 0 if the kernel refused (out of
+// descriptors already, say): only speed is lost then, so it never throws.
+inline int reserve_fd_table(int n = kMostReservedDescriptors) noexcept {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) < 0) return 0;
+  n = static_cast<int>(std::min<rlim_t>(static_cast<rlim_t>(std::max(n, 1)), limit.rlim_cur));
+  const unique_fd probe(::eventfd(0, EFD_CLOEXEC));
+  if (!probe) return 0;
+  if (probe.get() >= n - 1) return n;  // that big already
+  const unique_fd last(::fcntl(probe.get(), F_DUPFD_CLOEXEC, n - 1));
+  return last ? n : 0;
 }
 
 }  // namespace conclab

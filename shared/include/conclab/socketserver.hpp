@@ -26,6 +26,10 @@
 //     once, stops accepting for 50 ms and tries again; the connections wait
 //     in the backlog.
 //   - the backlog is SOMAXCONN, not 5, so a burst of clients is not refused.
+//   - ThreadingMixIn grows the descriptor table to the soft limit (64 Ki at
+//     most) at its first request: grown while threads run, each doubling
+//     stalls accept() for an RCU grace period, and a burst of thousands of
+//     connects overflows the backlog (fd.hpp, reserve_fd_table).
 //   - UnixStreamServer removes its socket file in server_close().
 //   - Ctrl-C (stop_on_signals) ends serve_forever() with Interrupted from any
 //     thread, and handlers blocked in a socket call end too.
