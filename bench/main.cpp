@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   // Fan-out: the book's table (5 clients, sleep 0), the floor and the CPython
   // twins at 100 clients, a service time of 100 ms at 100 and 1,000 clients,
   // and C10K (10,000 clients held 1 s each).
-  std::vector<std::string> fanout_cases{"5x0", "100x0", "100x100", "1000x100", "10000x1000"};
+  std::vector<std::string> fanout_cases{"5x0", "100x0", "1000x10", "100x100", "1000x100", "10000x1000"};
   conclab::bench::Options options{
       .cases = {}, .fanout_cases = {}, .fanout_connections = 2000, .max_ideal_s = 5, .long_repetitions = 4};
   int repetitions = 5;

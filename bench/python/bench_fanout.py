@@ -32,7 +32,7 @@ from bench_workers import OneLineParser, parse_run_args, run_row, write_results
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVER = ROOT / "labs/13-server-designs/python/fanout_server.py"
 BYTES = 4000  # kFanoutBytes
-CASES = "5x0,100x0,100x100,1000x100,10000x1000"  # conclab-bench's --fanout-cases
+CASES = "5x0,100x0,1000x10,100x100,1000x100,10000x1000"  # conclab-bench's --fanout-cases
 CONNECTIONS = 2000  # conclab-bench's --fanout-connections
 LONG_ROW_S = 1.0
 START_S, STOP_S = 30, 60
