@@ -256,7 +256,10 @@ class EpollDriver {
     bool capped = false;
     std::vector<epoll_event> events(1024);
     fill();
-    while (open_ > 0) {
+    // Until every request has ended: open ones, and those still to start
+    // (fill() starts kStartBatch a turn; if every one of a batch failed at
+    // once, say socket() out of descriptors, none is open and more wait).
+    while (open_ > 0 || !ready_.empty()) {
       const auto now = Clock::now();
       if (now >= cap_end_) {
         capped = true;

@@ -98,23 +98,31 @@ TEST(ReserveFdTable, GrowsTheTableAndHoldsNoDescriptor) {
 TEST(ReserveFdTable, StopsAtTheSoftLimitAndGivesUpQuietlyWithNoDescriptorLeft) {
   // In a child: its limit and its exhausted table stay there.
   // Exit codes: 0 ok, 2 not capped, 3 table not grown, 4 no 0 when out of
-  // descriptors, 5 a descriptor left.
+  // descriptors, 5 a descriptor left, 6 no 0 for n <= 0.
   conclab::Process child([]() -> int {
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) < 0) return 10;
     limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 300);
     if (::setrlimit(RLIMIT_NOFILE, &limit) < 0) return 11;
     const int soft = static_cast<int>(limit.rlim_cur);
+    if (conclab::reserve_fd_table(0) != 0 || conclab::reserve_fd_table(-5) != 0) return 6;
     if (conclab::reserve_fd_table(1 << 20) != soft) return 2;
     if (fd_table_size() < soft) return 3;
+    // Every number taken but one low one: the probe gets it, and the copy to
+    // soft - 1 finds no number free there. 0, and the probe is given back.
     std::vector<int> hogs;
     for (int fd; (fd = ::dup(0)) >= 0;) hogs.push_back(fd);
-    const int none_left = conclab::reserve_fd_table(soft);
-    for (int fd : hogs) ::close(fd);
-    if (none_left != 0) return 4;
-    const int fd = ::dup(0);  // the lowest free number: every one above the hogs' was given back
-    ::close(fd);
-    return fd == hogs.front() ? 0 : 5;
+    if (hogs.size() < 2) return 12;  // no descriptor 0 to copy
+    const int spare = hogs.front();
+    ::close(spare);
+    const int refused = conclab::reserve_fd_table(soft);
+    const int again = ::dup(0);  // the spare number, if nothing kept it
+    for (int fd : hogs)
+      if (fd != spare) ::close(fd);
+    if (again >= 0) ::close(again);
+    if (refused != 0) return 4;
+    if (again != spare) return 5;
+    return 0;
   });
   child.start();
   ASSERT_TRUE(child.join(60s)) << "the child hung";

@@ -5,6 +5,7 @@
 #include "conclab/fanout_client.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "conclab/process.hpp"
 #include "conclab/socket.hpp"
 #include "conclab/threading.hpp"
 #include "proc_counts.hpp"
@@ -271,6 +273,40 @@ TEST_P(BothDrivers, TheCapLeavesTheRestUnfinished) {
   EXPECT_GE(r.wall_s, 0.35 - 0.001);  // the run ends at the cap, not at its last request
   EXPECT_LT(r.wall_s, 0.5);
   EXPECT_TRUE(no_children_left());
+}
+
+TEST(FanoutClient, RequestsThatFailAtOnceAreCountedNotLeftUnfinished) {
+  // socket() out of descriptors fails at once, not through epoll: with none
+  // open and clients still to start, the run must go on starting them (16 a
+  // turn) until each has ended, each an error. In a child: its limit and its
+  // exhausted table stay there. Exit codes: 0 ok, 2 some left unfinished,
+  // 3 the run took its cap, 4 not every request an error, 5 no EMFILE said.
+  ClosedPort closed;
+  const int port = closed.port();
+  conclab::Process child([port]() -> int {
+    rlimit limit{256, 256};
+    if (::setrlimit(RLIMIT_NOFILE, &limit) < 0) return 10;
+    std::vector<int> hogs;
+    for (int fd; (fd = ::dup(0)) >= 0;) hogs.push_back(fd);
+    if (hogs.empty()) return 11;
+    ::close(hogs.back());  // room for the driver's epoll descriptor, none for a socket
+    hogs.pop_back();
+    fanout::ClientOptions o;
+    o.port = port;
+    o.clients = 40;
+    o.requests = 2;
+    o.timeout = 2s;
+    o.cap = 30s;
+    const auto r = fanout::run_clients(o);
+    for (int fd : hogs) ::close(fd);
+    if (r.unfinished != 0) return 2;
+    if (r.wall_s >= 30) return 3;
+    if (r.error_count() != 80 || r.ok != 0) return 4;
+    return r.first_error[static_cast<std::size_t>(ErrorKind::other)].find("Too many open files") == std::string::npos ? 5 : 0;
+  });
+  child.start();
+  ASSERT_TRUE(child.join(60s)) << "the child hung";
+  EXPECT_EQ(child.exitcode(), 0);
 }
 
 TEST_P(BothDrivers, NoDescriptorIsLeft) {

@@ -88,8 +88,8 @@ constexpr int kMostReservedDescriptors = 1 << 16;
 // descriptors already, say): only speed is lost then, so it never throws.
 inline int reserve_fd_table(int n = kMostReservedDescriptors) noexcept {
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) < 0) return 0;
-  n = static_cast<int>(std::min<rlim_t>(static_cast<rlim_t>(std::max(n, 1)), limit.rlim_cur));
+  if (n <= 0 || ::getrlimit(RLIMIT_NOFILE, &limit) < 0) return 0;
+  n = static_cast<int>(std::min<rlim_t>(static_cast<rlim_t>(n), limit.rlim_cur));
   const unique_fd probe(::eventfd(0, EFD_CLOEXEC));
   if (!probe) return 0;
   if (probe.get() >= n - 1) return n;  // that big already
