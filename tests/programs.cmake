@@ -210,15 +210,18 @@ if(CONCLAB_BUILD_BENCH)
                 python/fanout/socketserver-forking/clients:5/sleep_ms:0
                 python/fanout/socketserver-threading/clients:20/sleep_ms:20)
   # The floor never sleeps: at 20 clients x 20 ms it puts the 20 connections through with no service time
-  # (the report adds its time to the others' ideal: their best). Both repetitions: the server's sleep_ms
-  # is 0, the ideal 0, and a fan-out takes less than the 20 ms one held request would.
+  # (the report adds its time to the others' ideal: their best). Its requests take at least 10 ms less than
+  # epoll's, which holds each 20 ms; not an absolute bound: under a sanitizer a fan-out costs some 20 ms more.
   conclab_check(bench.cpp.fanout-floor-never-sleeps run --expect floor_rows=2 --expect slept=0 --expect ok=1
                 -- ${Python3_EXECUTABLE} -c [=[
-import json, sys
-rows = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if b["run_type"] == "iteration"
-        and b["run_name"] == "fanout/floor/clients:20/sleep_ms:20/manual_time"]
-slept = [b for b in rows if b["sleep_ms"] != 0 or b["ideal_s"] != 0 or b["real_time"] >= 20]
-print(f"floor_rows={len(rows)} slept={len(slept)} ok={int(all(b['errors'] == 0 for b in rows))}")
+import json, statistics, sys
+rows = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if b["run_type"] == "iteration"]
+def of(model):
+    return [b for b in rows if b["run_name"] == f"fanout/{model}/clients:20/sleep_ms:20/manual_time"]
+floor, epoll = of("floor"), of("epoll")
+held = statistics.median(b["p50_ms"] for b in floor) > statistics.median(b["p50_ms"] for b in epoll) - 10
+slept = len([b for b in floor if b["sleep_ms"] != 0 or b["ideal_s"] != 0]) + held
+print(f"floor_rows={len(floor)} slept={slept} ok={int(all(b['errors'] == 0 for b in floor + epoll))}")
 ]=] ${smoke}/cpp.json)
   set_tests_properties(bench.cpp.fanout-rows bench.cpp.fanout-floor-never-sleeps PROPERTIES FIXTURES_REQUIRED bench_cpp)
   set_tests_properties(bench.python.fanout-rows PROPERTIES FIXTURES_REQUIRED bench_python_fanout)
