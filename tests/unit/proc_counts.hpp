@@ -29,6 +29,15 @@ inline int proc_entries(const char* dir) {
 inline int open_descriptors() { return proc_entries("/proc/self/fd"); }
 inline int threads_of_this_process() { return proc_entries("/proc/self/task"); }
 
+// How many descriptors this process's table holds now (FDSize in
+// /proc/self/status; it only grows), or -1.
+inline int fd_table_size() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("FDSize:")) return std::stoi(line.substr(7));
+  return -1;
+}
+
 // A uid that no process uses and no user owns, for a test (run as root) that
 // becomes it to be bound by RLIMIT_NPROC: that limit counts every task of
 // the uid on the machine, so under a shared uid (nobody) another test running

@@ -6,7 +6,6 @@
 #include <sys/resource.h>
 
 #include <array>
-#include <fstream>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -23,15 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
-
-// How many descriptors this process's table holds now (FDSize in
-// /proc/self/status): it only grows.
-int fd_table_size() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.starts_with("FDSize:")) return std::stoi(line.substr(7));
-  return -1;
-}
 
 // Runs parse_args on a command line given as strings.
 std::optional<int> parse(CLI::App& app, std::vector<std::string> args) {
@@ -89,7 +79,7 @@ TEST(ReserveFdTable, GrowsTheTableAndHoldsNoDescriptor) {
   const int want = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 3000));
   const int before = conclab::test::open_descriptors();
   EXPECT_EQ(conclab::reserve_fd_table(want), want);
-  EXPECT_GE(fd_table_size(), want);
+  EXPECT_GE(conclab::test::fd_table_size(), want);
   EXPECT_EQ(conclab::test::open_descriptors(), before);
   EXPECT_EQ(conclab::reserve_fd_table(want), want) << "a second call, the table already that big";
   EXPECT_EQ(conclab::test::open_descriptors(), before);
@@ -107,7 +97,7 @@ TEST(ReserveFdTable, StopsAtTheSoftLimitAndGivesUpQuietlyWithNoDescriptorLeft) {
     const int soft = static_cast<int>(limit.rlim_cur);
     if (conclab::reserve_fd_table(0) != 0 || conclab::reserve_fd_table(-5) != 0) return 6;
     if (conclab::reserve_fd_table(1 << 20) != soft) return 2;
-    if (fd_table_size() < soft) return 3;
+    if (conclab::test::fd_table_size() < soft) return 3;
     // Every number taken but one low one: the probe gets it, and the copy to
     // soft - 1 finds no number free there. 0, and the probe is given back.
     std::vector<int> hogs;
